@@ -1,0 +1,64 @@
+# anycast.nva: every command a developer, CI or a new user runs.
+# `make demo` is the main job (lab up, both regions deployed, anycast shown);
+# `make test` runs every test. Both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(CURDIR)
+VENV := $(ROOT)/.venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+COLL := $(ROOT)/.build/ansible_collections/anycast/nva
+export PATH := $(BIN):$(PATH)
+export PYTHONPATH := $(ROOT)/lab
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+
+.PHONY: deps venv collection-link sanity lint unit integration molecule e2e test demo lab-up lab-down clean
+
+deps:  ## system packages (Debian 12) the lab and the tests need
+	bash .ci/install-system-deps
+
+venv: $(VENV)/.done
+$(VENV)/.done: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+collection-link:
+	mkdir -p $(dir $(COLL))
+	ln -sfn $(ROOT) $(COLL)
+
+sanity: venv  ## ansible-test needs a real tree under ansible_collections/: copy the tracked files
+	rm -rf $(ROOT)/.build/sanity && mkdir -p $(ROOT)/.build/sanity/ansible_collections/anycast/nva
+	git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ $(ROOT)/.build/sanity/ansible_collections/anycast/nva/
+	cd $(ROOT)/.build/sanity/ansible_collections/anycast/nva && $(BIN)/ansible-test sanity --python 3.11 --color no
+
+lint: venv collection-link
+	$(BIN)/ansible-lint --profile production
+
+unit: venv collection-link
+	$(BIN)/pytest -q tests/unit
+
+integration: venv collection-link
+	$(BIN)/pytest -q tests/integration
+
+molecule: venv collection-link
+	cd extensions && for s in $$(ls molecule | grep -v '^default$$' | grep -v '^shared$$'); do \
+	  [ -f molecule/$$s/molecule.yml ] || continue; echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s; done
+
+e2e: venv collection-link
+	$(BIN)/pytest -q tests/e2e
+
+test: deps venv collection-link sanity lint unit integration molecule
+
+demo: deps venv collection-link
+	$(PY) -m anycast_lab demo
+
+lab-up: venv collection-link
+	$(PY) -m anycast_lab up
+
+lab-down: venv
+	$(PY) -m anycast_lab down
+
+clean:
+	rm -rf .build tests/output
