@@ -8,6 +8,7 @@ VENV := $(ROOT)/.venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 COLL := $(ROOT)/.build/ansible_collections/anycast/nva
+SANITY_DIR := $(or $(TMPDIR),/tmp)/anycast-nva-sanity
 export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
@@ -29,9 +30,10 @@ collection-link:
 	ln -sfn $(ROOT) $(COLL)
 
 sanity: venv  ## ansible-test needs a real tree under ansible_collections/: copy the tracked files
-	rm -rf $(ROOT)/.build/sanity && mkdir -p $(ROOT)/.build/sanity/ansible_collections/anycast/nva
-	git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ $(ROOT)/.build/sanity/ansible_collections/anycast/nva/
-	cd $(ROOT)/.build/sanity/ansible_collections/anycast/nva && $(BIN)/ansible-test sanity --python 3.11 --color no
+	rm -rf $(SANITY_DIR) && mkdir -p $(SANITY_DIR)/ansible_collections/anycast/nva
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -r ls -d 2>/dev/null | tar -cf - -T - | tar -xf - -C $(SANITY_DIR)/ansible_collections/anycast/nva/
+	$(PY) .ci/ansible_test_get_pip.py --install-cache
+	cd $(SANITY_DIR)/ansible_collections/anycast/nva && $(BIN)/ansible-test sanity --python 3.11 --color no
 
 lint: venv collection-link
 	$(BIN)/ansible-lint --profile production
