@@ -1,0 +1,46 @@
+"""CLI of the lab's network side: the emulator's hooks and a look at the routers.
+
+  python -m anycast_lab.net sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
+  python -m anycast_lab.net routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
+  python -m anycast_lab.net birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
+"""
+import argparse
+import json
+import os
+import sys
+
+from ..hosts.util import LabError
+from . import routers, routes, sync
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m anycast_lab.net", description="The lab's fabric, Route Server speakers and edge.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sync", help="apply ARM state to the speakers and the fabric (the emulator's --on-change-cmd)")
+    p.add_argument("--state", default=os.environ.get("ARM_STATE"), help="emulator state file (default $ARM_STATE)")
+    p.add_argument("--force", action="store_true", help="apply everything even when unchanged")
+    p = sub.add_parser("routes", help="learned/advertised routes of a peer in Azure's shape (the emulator's --routes-cmd)")
+    p.add_argument("hub")
+    p.add_argument("connection")
+    p.add_argument("peer_ip")
+    p.add_argument("kind", choices=("learned", "advertised"))
+    p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
+    p.add_argument("router", choices=[name for name, _ns in routers.all_routers()])
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sync":
+            if not args.state:
+                raise LabError("no state file: pass --state or set ARM_STATE")
+            changed = sync.apply(args.state, force=args.force)
+            print("applied: " + (", ".join(changed) if changed else "nothing changed"), file=sys.stderr)
+        elif args.command == "routes":
+            print(json.dumps(routes.peer_routes(args.hub, args.peer_ip, args.kind)))
+        else:
+            sys.stdout.write(routers.birdc(args.router, *args.args, check=False))
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+main()

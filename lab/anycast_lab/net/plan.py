@@ -1,0 +1,147 @@
+"""The two-region lab's address plan: one place for every name, address and ASN the lab uses.
+
+docs/dev/conventions.md fixes the Azure-side addresses; the transit links (ExpressRoute edge,
+on-premises) are the lab's own choice. Everything here lives between lab namespaces, never in the
+root namespace, except the management bridge the host machinery owns.
+"""
+import ipaddress
+from dataclasses import dataclass
+
+PREFIX = "anl"  # topology prefix: node NAME lives in namespace "anl.NAME" (hosts machinery naming)
+SUBSCRIPTION_ID = "3c6e7f5a-0a11-4c1e-9d7a-6e0b5a7c1a10"
+TENANT_ID = "8f2b1c3d-4e5f-4a6b-9c7d-0e1f2a3b4c5d"
+CLIENT_ID = "5d0c7a2e-8b91-4f3a-a6c4-2e9d1b7f0a33"
+CLIENT_SECRET = "lab-only-secret-not-for-production"  # the lab's service principal; the emulator is its only audience
+ANYCAST_IP = "10.250.0.10"
+NVA_ASN = 65001
+RS_ASN = 65515
+ER_ASN = 12076
+ONPREM_ASN = 65020
+ONPREM_PREFIX = "172.16.0.0/16"
+CLIENT_NET = "172.16.1.0/24"
+CLIENT_IP = "172.16.1.10"
+CLIENT_GW = "172.16.1.1"
+BACKEND_PORT = 80
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A VM's NIC in a region: its ARM name, its address and the fabric port it hangs off."""
+    name: str          # ARM resource name of the NIC
+    vm: str            # host or namespace name (without the lab prefix)
+    subnet: str        # ARM subnet name
+    vnet: str          # ARM VNet name
+    ip: str
+    port: str          # interface name on the region's fabric side (<= 15 chars)
+    forwarding: bool   # enableIPForwarding in the seed
+
+
+@dataclass(frozen=True)
+class Region:  # pylint: disable=too-many-instance-attributes
+    """One Azure region of the lab: a hub with Route Server and NVAs, a spoke with the application."""
+    name: str           # Azure location, e.g. westeurope
+    short: str          # two letters used in names: we, ne
+    octet: int          # second octet of the hub VNet (10.<octet>.0.0/16); the spoke is octet + 1
+    er_link: str        # fabric <-> ExpressRoute edge transit /29: .1/.2 Route Server instances, .6 edge
+    onprem_link: str    # ExpressRoute edge <-> on-premises router /30: .1 edge, .2 on-premises
+
+    @property
+    def resource_group(self):
+        return f"rg-anycast-{self.name}"
+
+    @property
+    def hub_vnet(self):
+        return f"vnet-hub-{self.short}"
+
+    @property
+    def spoke_vnet(self):
+        return f"vnet-spoke-{self.short}"
+
+    @property
+    def route_server(self):
+        return f"rs-{self.short}"
+
+    @property
+    def hub_prefix(self):
+        return f"10.{self.octet}.0.0/16"
+
+    @property
+    def spoke_prefix(self):
+        return f"10.{self.octet + 1}.0.0/16"
+
+    @property
+    def subnets(self):
+        """(vnet, subnet name, prefix) of every subnet the seed creates."""
+        hub, spoke = self.hub_vnet, self.spoke_vnet
+        return [(hub, "RouteServerSubnet", f"10.{self.octet}.1.0/27"),
+                (hub, "snet-nva", f"10.{self.octet}.2.0/24"),
+                (hub, "snet-sync", f"10.{self.octet}.3.0/24"),
+                (spoke, "snet-app", f"10.{self.octet + 1}.1.0/24")]
+
+    @property
+    def rs_ips(self):
+        """virtualRouterIps: instance 0 and instance 1."""
+        return [f"10.{self.octet}.1.4", f"10.{self.octet}.1.5"]
+
+    @property
+    def nvas(self):
+        """The two NVA hosts: (host name, NVA-subnet address, sync address, management address)."""
+        return [(f"{self.short}-nva{i}", f"10.{self.octet}.2.{3 + i}", f"10.{self.octet}.3.{3 + i}",
+                 f"198.18.0.{self.octet + i}") for i in (1, 2)]
+
+    @property
+    def backend_ip(self):
+        return f"10.{self.octet + 1}.1.4"
+
+    @property
+    def testvm_ip(self):
+        """A spare VM in the NVA subnet that the end-to-end tests drive directly (BGP, forwarding)."""
+        return f"10.{self.octet}.2.10"
+
+    @property
+    def nics(self):
+        """Every NIC the fabric serves, in ARM and on the wire."""
+        hub, spoke = self.hub_vnet, self.spoke_vnet
+        nics = [Nic(f"nic-{host}", host, "snet-nva", hub, ip, f"nic-nva{i}", False)
+                for i, (host, ip, _sync, _mgmt) in enumerate(self.nvas, start=1)]
+        nics.append(Nic(f"nic-{self.short}-testvm", f"{self.short}-testvm", "snet-nva", hub, self.testvm_ip, "nic-testvm", False))
+        nics.append(Nic(f"nic-{self.short}-app", f"{self.short}-app", "snet-app", spoke, self.backend_ip, "nic-app", True))
+        return nics
+
+    @property
+    def fabric_ns(self):
+        """The region's VNet fabric (hub and peered spoke) and its Route Server speakers share this namespace."""
+        return ns(f"{self.short}-hub")
+
+    def er_addr(self, index):
+        """Address on the edge transit link: 0, 1 = Route Server instances, 'edge' = ExpressRoute edge."""
+        net = ipaddress.ip_network(self.er_link)
+        return str(net.network_address + (6 if index == "edge" else index + 1))
+
+    def onprem_addr(self, side):
+        net = ipaddress.ip_network(self.onprem_link)
+        return str(net.network_address + (1 if side == "edge" else 2))
+
+
+REGIONS = [
+    Region("westeurope", "we", 10, "192.168.10.0/29", "192.168.110.0/30"),
+    Region("northeurope", "ne", 20, "192.168.20.0/29", "192.168.120.0/30"),
+]
+
+def ns(node):
+    """Namespace of a lab node."""
+    return f"{PREFIX}.{node}"
+
+
+EDGE_NS = ns("er")
+ONPREM_NS = ns("onprem")
+CLIENT_NS = ns("client")
+
+
+def region(name):
+    """A region by location (case-insensitive, spaces ignored: 'West Europe' works) or short name."""
+    key = name.replace(" ", "").lower()
+    for item in REGIONS:
+        if key in (item.name, item.short):
+            return item
+    raise KeyError(f"no lab region {name!r}")
