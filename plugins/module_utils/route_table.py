@@ -1,0 +1,177 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, anycast.nva maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A UDR route table with its routes embedded (one PUT for the whole table) and its subnets."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
+from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result, same_id
+from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4_address, ipv4_network, resource_name
+
+# The module offers these as choices, so Ansible refuses anything else before main() runs.
+NEXT_HOP_TYPES = ["VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None"]
+
+
+def validate(params):
+    """Every local check, before the first call to Azure."""
+    resource_name(params["name"], "name")
+    names, prefixes = set(), {}
+    for index, route in enumerate(params["routes"] or []):
+        where = "routes[%d]" % index
+        resource_name(route["name"], where + ".name")
+        if route["name"].lower() in names:
+            raise AnycastError(where + ".name", "route name %r appears twice" % route["name"])
+        names.add(route["name"].lower())
+        prefix = str(ipv4_network(route["address_prefix"], where + ".address_prefix"))
+        if prefix in prefixes:
+            raise AnycastError(where + ".address_prefix", "%s is already the prefix of route %r" % (prefix, prefixes[prefix]))
+        prefixes[prefix] = route["name"]
+        if route["next_hop_type"] == "VirtualAppliance":
+            if not route.get("next_hop_ip_address"):
+                raise AnycastError(where + ".next_hop_ip_address", "required when next_hop_type is VirtualAppliance")
+            ipv4_address(route["next_hop_ip_address"], where + ".next_hop_ip_address")
+        elif route.get("next_hop_ip_address"):
+            raise AnycastError(where + ".next_hop_ip_address", "only allowed when next_hop_type is VirtualAppliance (got %s)" % route["next_hop_type"])
+    seen = {}
+    for option in ("subnets", "dissociate_subnets"):
+        for index, subnet in enumerate(params[option] or []):
+            where = "%s[%d]" % (option, index)
+            resource_name(subnet["virtual_network"], where + ".virtual_network")
+            resource_name(subnet["name"], where + ".name")
+            key = ((subnet.get("resource_group") or params["resource_group"]).lower(), subnet["virtual_network"].lower(), subnet["name"].lower())
+            if key in seen:
+                raise AnycastError(where, "subnet %s/%s is already listed in %s" % (subnet["virtual_network"], subnet["name"], seen[key]))
+            seen[key] = where
+
+
+def _route_view(name, address_prefix, next_hop_type, next_hop_ip_address):
+    return dict(name=name, address_prefix=address_prefix, next_hop_type=next_hop_type, next_hop_ip_address=next_hop_ip_address or None)
+
+
+def _routes_of(table):
+    return [_route_view(r["name"], props(r).get("addressPrefix", ""), props(r).get("nextHopType"), props(r).get("nextHopIpAddress"))
+            for r in props(table).get("routes") or []]
+
+
+def _table_view(table):
+    """The table as this module manages it; subnets are in the view so the diff shows them."""
+    if table is None:
+        return {}
+    return dict(name=table.get("name"), location=table.get("location"),
+                disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
+                routes=sorted(_routes_of(table), key=lambda r: r["name"].lower()),
+                subnets=sorted(s["id"] for s in props(table).get("subnets") or []))
+
+
+def _desired_routes(params, current_routes):
+    if params["routes"] is None:
+        return current_routes
+    # Routes were validated: normalise the prefix ("10.1.0.0/16") and the next hop address as Azure shows them.
+    wanted = [_route_view(r["name"], str(ipv4_network(r["address_prefix"], "routes")), r["next_hop_type"],
+                          str(ipv4_address(r["next_hop_ip_address"], "routes")) if r.get("next_hop_ip_address") else None)
+              for r in params["routes"]]
+    if not params["purge_routes"]:
+        # Keep the routes nobody listed; a listed name replaces the route of that name.
+        listed = by_name(wanted)
+        wanted += [r for r in current_routes if r["name"].lower() not in listed]
+    return sorted(wanted, key=lambda r: r["name"].lower())
+
+
+def _table_body(table, view):
+    """The whole table with every route embedded: one PUT writes them all."""
+    routes = []
+    for route in view["routes"]:
+        route_props = dict(addressPrefix=route["address_prefix"], nextHopType=route["next_hop_type"])
+        if route["next_hop_ip_address"]:
+            route_props["nextHopIpAddress"] = route["next_hop_ip_address"]
+        routes.append(dict(name=route["name"], properties=route_props))
+    body = dict(location=view["location"], properties=dict(disableBgpRoutePropagation=view["disable_bgp_route_propagation"], routes=routes))
+    if table and table.get("tags"):
+        body["tags"] = table["tags"]
+    return model("RouteTable", body)
+
+
+def _read_subnets(session, params, option):
+    out = []
+    for index, subnet in enumerate(params[option] or []):
+        rg = subnet.get("resource_group") or params["resource_group"]
+        out.append(session.read("%s[%d]" % (option, index), session.network.subnets.get, rg, subnet["virtual_network"], subnet["name"]))
+    return out
+
+
+def _put_subnet(session, subnet, table_id):
+    """Associate (table_id) or dissociate (None) one subnet; the rest of the subnet is sent back unchanged."""
+    body = dict(subnet)
+    body["properties"] = dict(props(subnet))
+    if table_id:
+        body["properties"]["routeTable"] = dict(id=table_id)
+    else:
+        body["properties"].pop("routeTable", None)
+    session.write("subnets", session.network.subnets.begin_create_or_update, *(_subnet_args(subnet["id"]) + (model("Subnet", body),)))
+
+
+def ensure(session, params):
+    """route_table: converge the table, then associate / dissociate the subnets that need it."""
+    validate(params)
+    rg, name = params["resource_group"], params["name"]
+    table = session.find("name", session.network.route_tables.get, rg, name)
+    table_id = table["id"] if table else session.resource_id(rg, "routeTables", name)
+    before = _table_view(table)
+
+    # Every read (and every refusal) happens before the first write.
+    dissociate = [s for s in _read_subnets(session, params, "dissociate_subnets") if same_id(props(s).get("routeTable", {}).get("id"), table_id)]
+    if params["purge_subnets"] and table:
+        keep = set(s["id"].lower() for s in _read_subnets(session, params, "subnets")) if params["state"] == "present" else set()
+        listed = set(s["id"].lower() for s in dissociate)
+        for subnet_ref in props(table).get("subnets") or []:
+            if subnet_ref["id"].lower() not in keep | listed:
+                subnet = session.read("purge_subnets", session.network.subnets.get, *_subnet_args(subnet_ref["id"]))
+                dissociate.append(subnet)
+
+    if params["state"] == "absent":
+        if table is None:
+            return result({}, {}, route_table={}, associated=[], dissociated=[])
+        left = set(s["id"].lower() for s in props(table).get("subnets") or []) - set(s["id"].lower() for s in dissociate)
+        if left:
+            raise AnycastError("dissociate_subnets", "route table %r is still associated with %s; list them in dissociate_subnets "
+                               "(or set purge_subnets: true) to delete it" % (name, ", ".join(sorted(left))))
+        for subnet in dissociate:
+            _put_subnet(session, subnet, None)
+        session.write("name", session.network.route_tables.begin_delete, rg, name)
+        return result(before, {}, route_table={}, associated=[], dissociated=sorted(s["id"] for s in dissociate))
+
+    if table is None and not params["location"]:
+        raise AnycastError("location", "required to create route table %r" % name)
+    associate = [s for s in _read_subnets(session, params, "subnets") if not same_id(props(s).get("routeTable", {}).get("id"), table_id)]
+
+    after = dict(name=table["name"] if table else name, location=table["location"] if table else params["location"],
+                 disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
+                 routes=_desired_routes(params, before.get("routes", [])))
+    if params["disable_bgp_route_propagation"] is not None:
+        after["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
+    table_changed = dict(before, subnets=None) != dict(after, subnets=None)
+    subnet_ids = set(before.get("subnets", [])) | set(s["id"] for s in associate)
+    after["subnets"] = sorted(i for i in subnet_ids if i.lower() not in set(s["id"].lower() for s in dissociate))
+
+    if table_changed:
+        written = session.write("name", session.network.route_tables.begin_create_or_update, rg, name, _table_body(table, after))
+        table_id = written["id"] if written else table_id
+    for subnet in associate:
+        _put_subnet(session, subnet, table_id)
+    for subnet in dissociate:
+        _put_subnet(session, subnet, None)
+
+    changed = table_changed or bool(associate) or bool(dissociate)
+    facts = dict(after, id=table_id)
+    return result(before, after, changed=changed, route_table=facts,
+                  associated=sorted(s["id"] for s in associate), dissociated=sorted(s["id"] for s in dissociate))
+
+
+def _subnet_args(subnet_id):
+    """(resource group, vnet, subnet) of a subnet id: the arguments of subnets.get / create."""
+    parts = parse_id(subnet_id)
+    return parts.get("resource_group"), parts.get("virtualnetworks"), parts.get("subnets")

@@ -1,0 +1,118 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, anycast.nva maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: nic_ip_forwarding
+short_description: Enable or disable IP forwarding on Azure network interfaces
+version_added: 0.1.0
+description:
+  - Azure drops packets addressed to an IP a NIC does not own unless the NIC has IP forwarding enabled; every NVA NIC that
+    receives anycast traffic needs it.
+  - Reads every listed NIC first (a missing one fails before any write), then sends one request per NIC whose setting differs.
+author:
+  - anycast.nva maintainers (@anycast-nva)
+options:
+  nics:
+    description: Names of the network interfaces (one name or a list).
+    type: list
+    elements: str
+    required: true
+    aliases: [nic]
+  resource_group:
+    description: Resource group of the network interfaces.
+    type: str
+    required: true
+  enabled:
+    description: V(true) enables IP forwarding, V(false) disables it.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - anycast.nva.azure
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: azure
+"""
+
+EXAMPLES = r"""
+- name: Let the NVAs receive traffic for the anycast IP
+  anycast.nva.nic_ip_forwarding:
+    resource_group: rg-westeurope
+    nics:
+      - nva-1-nic
+      - nva-2-nic
+
+- name: Turn it off on a retired NVA
+  anycast.nva.nic_ip_forwarding:
+    resource_group: rg-westeurope
+    nic: nva-3-nic
+    enabled: false
+"""
+
+RETURN = r"""
+nics:
+  description: The listed NICs after the run.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: NIC name.
+      type: str
+    id:
+      description: ARM id.
+      type: str
+    ip_forwarding:
+      description: IP forwarding setting.
+      type: bool
+changed_nics:
+  description: Names of the NICs this run changed (would change, in check mode).
+  returned: success
+  type: list
+  elements: str
+diff:
+  description: IP forwarding per NIC name, before and after.
+  returned: success
+  type: dict
+  sample: {"before": {"ip_forwarding": {"nva-1-nic": false}}, "after": {"ip_forwarding": {"nva-1-nic": true}}}
+error:
+  description: On failure, the option at fault and Azure's error code, message and HTTP status.
+  returned: failure
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.anycast.nva.plugins.module_utils import nic_ip_forwarding
+from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
+from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            nics=dict(type="list", elements="str", required=True, aliases=["nic"]),
+            resource_group=dict(type="str", required=True),
+            enabled=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        outcome = nic_ip_forwarding.ensure(ArmSession.from_module(module), module.params)
+    except AnycastError as err:
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()

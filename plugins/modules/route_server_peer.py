@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, anycast.nva maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: route_server_peer
+short_description: Register an NVA as a BGP peer of an Azure Route Server
+version_added: 0.1.0
+description:
+  - Ensures one BGP peer (ARM C(virtualHubs/{hub}/bgpConnections/{name})) of a Route Server is present or absent.
+  - A new O(peer_asn) is changed in place. A new O(peer_ip) is a new BGP neighbour, so the peer is deleted and
+    re-created; the result says so (RV(replaced=true)) and the diff shows both addresses.
+  - Before any write it refuses an ASN Azure reserves (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
+    65535-65551) or one outside 1-4294967295, a ninth peer (Azure allows 8), and a peer address outside the Route Server's VNet.
+  - Azure refuses writes to a hub while another one runs (409 C(AnotherOperationInProgress)) and peer writes while the hub's
+    routing is not provisioned yet (C(HubBgpConnectionParentHubMustHaveProvisionedRoutingState)); the module waits and
+    retries those within O(timeout), so several NVAs can register in parallel.
+  - Waits until the peer's provisioning state is C(Succeeded).
+author:
+  - anycast.nva maintainers (@anycast-nva)
+options:
+  route_server:
+    description: Name of the Route Server.
+    type: str
+    required: true
+  resource_group:
+    description: Resource group of the Route Server.
+    type: str
+    required: true
+  name:
+    description: Name of the peer (one per NVA, for example the NVA's host name).
+    type: str
+    required: true
+  state:
+    description: V(present) or V(absent).
+    type: str
+    choices: [present, absent]
+    default: present
+  peer_ip:
+    description: The NVA's IPv4 address in the Route Server's VNet. Required when O(state=present).
+    type: str
+  peer_asn:
+    description: The NVA's ASN. Required when O(state=present).
+    type: int
+extends_documentation_fragment:
+  - anycast.nva.azure
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: azure
+"""
+
+EXAMPLES = r"""
+- name: Register every NVA of the region with the Route Server
+  anycast.nva.route_server_peer:
+    resource_group: rg-westeurope
+    route_server: rs-westeurope
+    name: "{{ inventory_hostname }}"
+    peer_ip: "{{ ansible_host }}"
+    peer_asn: 65001
+  delegate_to: localhost
+
+- name: Take an NVA out for good
+  anycast.nva.route_server_peer:
+    resource_group: rg-westeurope
+    route_server: rs-westeurope
+    name: nva-3
+    state: absent
+"""
+
+RETURN = r"""
+peer:
+  description: The peer after the run (as it would be, in check mode). Empty after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Peer name.
+      type: str
+    id:
+      description: ARM id.
+      type: str
+    peer_ip:
+      description: NVA address.
+      type: str
+      sample: 10.10.2.4
+    peer_asn:
+      description: NVA ASN.
+      type: int
+      sample: 65001
+    connection_state:
+      description: BGP session state as Azure reports it.
+      type: str
+    provisioning_state:
+      description: ARM provisioning state.
+      type: str
+replaced:
+  description: Whether the peer was deleted and re-created (its address changed).
+  returned: always
+  type: bool
+changed_keys:
+  description: The peer settings this run changed.
+  returned: when state is present and something changed
+  type: list
+  elements: str
+diff:
+  description: Before and after of name, peer_ip and peer_asn.
+  returned: always
+  type: dict
+  sample: {"before": {"name": "nva-1", "peer_ip": "10.10.2.4", "peer_asn": 65001}, "after": {"name": "nva-1", "peer_ip": "10.10.2.6", "peer_asn": 65001}}
+error:
+  description: On failure, the option at fault and Azure's error code, message and HTTP status.
+  returned: failure
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.anycast.nva.plugins.module_utils import route_server_peer
+from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
+from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            route_server=dict(type="str", required=True),
+            resource_group=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            peer_ip=dict(type="str"),
+            peer_asn=dict(type="int"),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        outcome = route_server_peer.ensure(ArmSession.from_module(module), module.params)
+    except AnycastError as err:
+        module.fail_json(**err.fail_kwargs())
+    module.exit_json(**outcome)
+
+
+if __name__ == "__main__":
+    main()
