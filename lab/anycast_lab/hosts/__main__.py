@@ -1,0 +1,5 @@
+"""CLI of the lab's host machinery: `python -m anycast_lab.hosts --help`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""One lab host: a systemd-nspawn container on an overlay of the root image, inside its own network namespace.
+
+The namespace (with its interfaces, addresses and routes) is made before boot by the topology engine;
+this module mounts the overlay, gives the host its identity, boots it, waits for SSH and stops it.
+"""
+
+import hashlib
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from . import net
+from .util import LabError, log, run, running_pid, start_background, stop_background, wait_gone
+
+SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
+
+
+def ensure_key(state_dir):
+    """The topology's ed25519 key pair (made once per state dir); returns the private key path."""
+    key = os.path.join(state_dir, "ssh", "id_ed25519")
+    if not os.path.exists(key):
+        os.makedirs(os.path.dirname(key), mode=0o700, exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "anycast-lab", "-f", key])
+    return key
+
+
+def ssh_argv(key, address, argv):
+    """ssh command running argv (quoted for the remote shell) as root on a host."""
+    return ["ssh", "-i", key, *SSH_OPTIONS, f"root@{address}", "--", shlex.join(argv)]
+
+
+def overlay_mounts(prefix):
+    """(source, mountpoint) of the overlays of one topology, found by the source name we give them."""
+    found = []
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        for line in f:
+            source, target, fstype = line.split()[:3]
+            if fstype == "overlay" and source.startswith(prefix + "."):
+                found.append((source, target.replace("\\040", " ")))
+    return found
+
+
+def unmount(target):
+    """Unmount, falling back to a lazy unmount when something still holds the tree."""
+    if run(["umount", target], check=False).returncode != 0:
+        run(["umount", "--lazy", target], check=False)
+
+
+class Host:
+    """A booted or bootable lab host. `directory` holds upper/, work/, root/ (the mounted overlay) and the pid file."""
+
+    def __init__(self, prefix, name, mgmt_ip, state_dir, image):
+        self.prefix = prefix
+        self.name = name
+        self.mgmt_ip = mgmt_ip
+        self.state_dir = state_dir
+        self.image = image
+        self.netns = net.ns_name(prefix, name)
+        self.directory = os.path.join(state_dir, "hosts", name)
+        self.root = os.path.join(self.directory, "root")
+        self.pidfile = os.path.join(self.directory, "nspawn.pid")
+        self.console_log = os.path.join(state_dir, "logs", f"{name}.console.log")
+        self.key = os.path.join(state_dir, "ssh", "id_ed25519")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------------
+
+    def mounted(self):
+        return any(target == self.root for _, target in overlay_mounts(self.prefix))
+
+    def mount(self):
+        """Mount the overlay (idempotent) and write the host's identity into its upper layer."""
+        for sub in ("upper", "work", "root"):
+            os.makedirs(os.path.join(self.directory, sub), exist_ok=True)
+        if not self.mounted():
+            options = f"lowerdir={self.image},upperdir={self.directory}/upper,workdir={self.directory}/work"
+            run(["mount", "-t", "overlay", self.netns, "-o", options, self.root])
+        self._write_identity()
+
+    def _write_identity(self):
+        def write(rel, text, mode=0o644):
+            path = os.path.join(self.root, rel)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(path, mode)
+
+        write("etc/hostname", self.name + "\n")
+        write("etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        # Stable per topology and host, so journald and D-Bus see the same machine across reboots.
+        write("etc/machine-id", hashlib.md5(self.netns.encode()).hexdigest() + "\n", 0o444)
+        with open(self.key + ".pub", encoding="utf-8") as f:
+            write("root/.ssh/authorized_keys", f.read(), 0o600)
+
+    def running(self):
+        return running_pid(self.pidfile) is not None
+
+    def boot(self, timeout=60.0):
+        """Boot the container in the background and wait until SSH lets us in; returns seconds from start to SSH."""
+        if self.running():
+            return 0.0
+        if not net.netns_exists(self.netns):
+            raise LabError(f"host {self.name}: network namespace {self.netns} is missing (run up, not boot)")
+        started = time.monotonic()
+        if os.path.exists(self.console_log):
+            os.unlink(self.console_log)
+        argv = ["systemd-nspawn", "--boot", "--quiet", "--register=no", "--keep-unit",
+                f"--directory={self.root}", f"--machine={self.netns}",
+                f"--network-namespace-path={os.path.join(net.NETNS_DIR, self.netns)}",
+                # Without these BIRD, nft and conntrack fail with "Operation not permitted".
+                "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
+                "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only"]
+        # "network": /proc/sys/net writable (per-namespace sysctls like ip_forward), the rest of /proc/sys read-only.
+        env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
+        start_background(argv, self.pidfile, self.console_log, env=env)
+        self._wait_ssh(started + timeout)
+        return time.monotonic() - started
+
+    def _wait_ssh(self, deadline):
+        """Poll for the SSH banner, then prove key login works; fail early (with the console tail) if nspawn died."""
+        while True:
+            if not self.running():
+                raise LabError(f"host {self.name}: systemd-nspawn exited during boot; console log {self.console_log}:\n{self._console_tail()}")
+            if _ssh_banner(self.mgmt_ip):
+                proc = run(ssh_argv(self.key, self.mgmt_ip, ["true"]), check=False, timeout=15)
+                if proc.returncode == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise LabError(f"host {self.name}: no SSH on {self.mgmt_ip}:22 in time; console log {self.console_log}:\n{self._console_tail()}")
+            time.sleep(0.2)
+
+    def _console_tail(self, lines=15):
+        try:
+            with open(self.console_log, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no console output)"
+
+    def stop(self, timeout=20.0):
+        """Orderly shutdown (SIGTERM to nspawn halts the container's systemd), then kill whatever is left."""
+        pid = running_pid(self.pidfile)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not wait_gone(pid, timeout):
+                log(f"host {self.name}: no clean shutdown in {timeout:.0f} s, killing it")
+        stop_background(self.pidfile, sig=signal.SIGKILL, timeout=5.0)
+        net.kill_netns_processes(self.netns)
+
+    def remove(self):
+        """Stop, unmount and delete the host's overlay (its upper layer is gone: the next boot is a fresh host)."""
+        self.stop()
+        if self.mounted():
+            unmount(self.root)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def ssh(self, argv, timeout=None):
+        """Run argv on the host over SSH; returns the CompletedProcess."""
+        return subprocess.run(ssh_argv(self.key, self.mgmt_ip, argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, check=False, timeout=timeout)
+
+
+def _ssh_banner(address):
+    try:
+        with socket.create_connection((address, 22), timeout=1.0) as sock:
+            sock.settimeout(1.0)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
