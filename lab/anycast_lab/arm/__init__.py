@@ -1,0 +1,1 @@
+"""ARM + Entra ID emulator for the anycast.nva lab and tests (see README.md in this directory)."""
