@@ -2,6 +2,7 @@
 
   python -m anycast_lab.net sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
   python -m anycast_lab.net routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
+  python -m anycast_lab.net peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
   python -m anycast_lab.net birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
 """
 import argparse
@@ -24,6 +25,10 @@ def main(argv=None):
     p.add_argument("connection")
     p.add_argument("peer_ip")
     p.add_argument("kind", choices=("learned", "advertised"))
+    p = sub.add_parser("peer-state", help="connectionState of a peer (the emulator's --peer-state-cmd)")
+    p.add_argument("hub")
+    p.add_argument("connection")
+    p.add_argument("peer_ip")
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
     p.add_argument("router", choices=[name for name, _ns in routers.all_routers()])
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -36,6 +41,8 @@ def main(argv=None):
             print("applied: " + (", ".join(changed) if changed else "nothing changed"), file=sys.stderr)
         elif args.command == "routes":
             print(json.dumps(routes.peer_routes(args.hub, args.peer_ip, args.kind)))
+        elif args.command == "peer-state":
+            print(routes.peer_state(args.hub, args.peer_ip))
         else:
             sys.stdout.write(routers.birdc(args.router, *args.args, check=False))
     except LabError as exc:

@@ -7,7 +7,7 @@ root namespace, except the management bridge the host machinery owns.
 import ipaddress
 from dataclasses import dataclass
 
-PREFIX = "anl"  # topology prefix: node NAME lives in namespace "anl.NAME" (hosts machinery naming)
+PREFIX = "anl-lab"  # topology prefix: node NAME lives in namespace "anl-lab.NAME" (hosts machinery naming)
 SUBSCRIPTION_ID = "3c6e7f5a-0a11-4c1e-9d7a-6e0b5a7c1a10"
 TENANT_ID = "8f2b1c3d-4e5f-4a6b-9c7d-0e1f2a3b4c5d"
 CLIENT_ID = "5d0c7a2e-8b91-4f3a-a6c4-2e9d1b7f0a33"

@@ -33,11 +33,32 @@ def parse_routes(text):
     return routes
 
 
-def peer_routes(hub_name, peer_ip, kind):
-    """{"RouteServiceRole_IN_0": [...], "RouteServiceRole_IN_1": [...]} for one peer of a lab hub."""
+def _region(hub_name):
     region = next((reg for reg in plan.REGIONS if reg.route_server.lower() == hub_name.lower()), None)
     if region is None:
         raise LabError(f"{hub_name} is not a Route Server of the lab")
+    return region
+
+
+def established(router, proto):
+    """True when BGP protocol `proto` of a lab router is Established."""
+    for line in routers.birdc(router, "show", "protocols", proto, check=False).splitlines():
+        fields = line.split()
+        if fields and fields[0] == proto:
+            return "Established" in fields
+    return False
+
+
+def peer_state(hub_name, peer_ip):
+    """A bgpConnection's connectionState: Connected while either instance holds an established session."""
+    region = _region(hub_name)
+    proto = birdconf.peer_protocol(peer_ip)
+    return "Connected" if any(established(routers.speaker_name(region, i), proto) for i in (0, 1)) else "Connecting"
+
+
+def peer_routes(hub_name, peer_ip, kind):
+    """{"RouteServiceRole_IN_0": [...], "RouteServiceRole_IN_1": [...]} for one peer of a lab hub."""
+    region = _region(hub_name)
     proto = birdconf.peer_protocol(peer_ip)
     body = {}
     for instance, local in enumerate(region.rs_ips):

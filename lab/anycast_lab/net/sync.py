@@ -33,8 +33,11 @@ def _apply_file(path, text, argv, force, before=None):
     return True
 
 
-def apply(state_path, base=None, force=False):
-    """Bring speakers and fabric in line with the ARM state file; returns what was changed (for logs and tests)."""
+def apply(state_path, base=None, force=False, fabric_too=True):
+    """Bring speakers and fabric in line with the ARM state file; returns what was changed (for logs and tests).
+
+    fabric_too=False: only write the speakers' configs (before the namespaces exist).
+    """
     base = base or routers.lab_dir()
     changed = []
     os.makedirs(os.path.join(base, "fabric"), exist_ok=True)
@@ -51,6 +54,8 @@ def apply(state_path, base=None, force=False):
                 if routers.write_config(name, birdconf.speaker(region, instance, peers, b2b), base) or force:
                     routers.configure(name, base)
                     changed.append(name)
+            if not fabric_too:
+                continue
             if _apply_file(os.path.join(base, "fabric", f"{region.short}.nft"), fabric.nft_rules(region, view),
                            ["ip", "netns", "exec", region.fabric_ns, "nft", "-f"], force):
                 changed.append(f"{region.short}-forwarding")

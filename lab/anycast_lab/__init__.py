@@ -1,0 +1,1 @@
+"""The anycast.nva lab: ARM emulator (arm), hosts and networks (hosts), the two-region fabric (net)."""

@@ -1,0 +1,184 @@
+"""The two-region lab: ARM emulator, topology (NVA hosts, fabric, speakers, edge, on-premises), wiring, sync.
+
+`python -m anycast_lab up|down|status|demo`. Everything lives under the lab dir ($ANYCAST_LAB_DIR,
+default <repo>/.cache/lab): the emulator's state and CA (arm/), the generated topology spec (lab.yml)
+and seed (seed.json), BIRD configs (bird/), the host machinery's state (hosts/, run/, logs/, ssh/).
+"""
+import collections
+import json
+import os
+import shlex
+import ssl
+import sys
+import time
+import urllib.request
+
+import yaml
+
+from .hosts.topology import LAB_DIR, Topology, teardown
+from .hosts.util import LabError, log, run, running_pid, start_background, stop_background
+from .net import labspec, plan, routers, routes, sync
+
+ARM_PORT = 8443
+# Sessions that must be up before the lab is usable: every Route Server instance with the edge, the edge with on-premises.
+CORE_SESSIONS = [(routers.speaker_name(reg, i), "er") for reg in plan.REGIONS for i in (0, 1)] + \
+                [("onprem", f"er_{reg.short}") for reg in plan.REGIONS]
+
+
+class Lab:
+    """Paths and handles of one lab dir."""
+
+    def __init__(self, base=None):
+        self.base = base or routers.lab_dir()
+        self.arm_dir = os.path.join(self.base, "arm")
+        self.state_file = os.path.join(self.arm_dir, "state.json")
+        self.pid_file = os.path.join(self.arm_dir, "emulator.pid")
+        self.ca_bundle = os.path.join(self.arm_dir, "tls", "ca.pem")
+        self.endpoint = f"https://127.0.0.1:{ARM_PORT}"
+        self.spec_file = os.path.join(self.base, "lab.yml")
+
+    def topology(self):
+        return Topology.from_state(self.base)
+
+    # -- ARM emulator -------------------------------------------------------------------------------------------
+
+    def _hook(self, command):
+        """A shell command line the emulator runs: this Python, this lab dir."""
+        env = f"PYTHONPATH={shlex.quote(LAB_DIR)} ANYCAST_LAB_DIR={shlex.quote(self.base)}"
+        return f"{env} {shlex.quote(sys.executable)} -m anycast_lab.net {command}"
+
+    def start_emulator(self):
+        if running_pid(self.pid_file):
+            return False
+        ready = os.path.join(self.arm_dir, "tls", "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        argv = [sys.executable, "-m", "anycast_lab.arm", "serve", "--port", str(ARM_PORT), "--state", self.state_file,
+                "--log", os.path.join(self.arm_dir, "requests.log"), "--tls-dir", os.path.join(self.arm_dir, "tls"),
+                "--on-change-cmd", self._hook("sync"), "--routes-cmd", self._hook("routes"), "--peer-state-cmd", self._hook("peer-state")]
+        start_background(argv, self.pid_file, os.path.join(self.base, "logs", "arm-emulator.log"), env=dict(os.environ, PYTHONPATH=LAB_DIR))
+        deadline = time.monotonic() + 20
+        while not os.path.exists(ready):
+            if not running_pid(self.pid_file) or time.monotonic() > deadline:
+                raise LabError(f"the ARM emulator did not start; see {os.path.join(self.base, 'logs', 'arm-emulator.log')}")
+            time.sleep(0.05)
+        return True
+
+    def admin(self, method, path, body=None):
+        """Call the emulator's admin API (/_emulator/...); returns the decoded JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.endpoint}/_emulator/{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=self.ca_bundle), timeout=30) as answer:
+            text = answer.read().decode()
+        return json.loads(text) if text else None
+
+    def seeded(self):
+        with open(self.state_file, encoding="utf-8") as handle:
+            return bool(json.load(handle).get("resources"))
+
+    # -- up / down ------------------------------------------------------------------------------------------------
+
+    def up(self):
+        """Bring the whole lab up (idempotent); returns {step: seconds}."""
+        timings = {}
+        started = time.monotonic()
+        os.makedirs(self.arm_dir, exist_ok=True)
+
+        step = time.monotonic()
+        log("ARM emulator: " + ("started" if self.start_emulator() else "already running") + f" on {self.endpoint}")
+        if not self.seeded():
+            self.admin("POST", "seed", labspec.seed())
+            log("ARM emulator: seeded both regions (resource groups, VNets, NICs, Route Servers)")
+        timings["emulator"] = time.monotonic() - step
+
+        step = time.monotonic()
+        for name, text in routers.fixed_configs().items():
+            routers.write_config(name, text, self.base)
+        sync.apply(self.state_file, self.base, fabric_too=False)
+        with open(self.spec_file, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(labspec.spec(), handle, sort_keys=False)
+        log("topology: namespaces, segments, NVA hosts and services")
+        Topology.from_file(self.spec_file, self.base).up()
+        timings["topology"] = time.monotonic() - step
+
+        step = time.monotonic()
+        from .net import wiring  # pylint: disable=import-outside-toplevel  # needs the namespaces up() made
+        wiring.apply()
+        sync.apply(self.state_file, self.base, force=True)
+        self.wait_sessions(CORE_SESSIONS, timeout=60)
+        timings["bgp"] = time.monotonic() - step
+        timings["total"] = time.monotonic() - started
+        log("lab up in {total:.1f} s (emulator {emulator:.1f} s, topology {topology:.1f} s, BGP core {bgp:.1f} s)".format(**timings))
+        log(f"ARM endpoint {self.endpoint}, CA bundle {self.ca_bundle}; inventories: inventories/lab/<region>")
+        return timings
+
+    def wait_sessions(self, sessions, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [f"{router}/{proto}" for router, proto in sessions if not routes.established(router, proto)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"BGP sessions not established after {timeout} s: {', '.join(missing)}")
+            time.sleep(0.25)
+
+    def down(self):
+        started = time.monotonic()
+        if os.path.exists(os.path.join(self.base, "topology.json")):
+            self.topology().down()
+        else:
+            teardown(plan.PREFIX, self.base, labspec.MGMT_BRIDGE)
+        stop_background(self.pid_file)
+        # The next `up` starts from a fresh Azure: no peers, forwarding off, branch-to-branch off.
+        for name in ("state.json", "requests.log"):
+            path = os.path.join(self.arm_dir, name)
+            if os.path.exists(path):
+                os.unlink(path)
+        log(f"lab down in {time.monotonic() - started:.1f} s")
+
+    # -- looking at it ------------------------------------------------------------------------------------------
+
+    def status(self):
+        print(f"ARM emulator: {'running' if running_pid(self.pid_file) else 'stopped'} ({self.endpoint}, state {self.state_file})")
+        if not os.path.exists(os.path.join(self.base, "topology.json")):
+            print("topology: down")
+            return
+        topo = self.topology()
+        for node in topo.status()["nodes"]:
+            extra = "" if node["kind"] != "host" else (" running" if node.get("running") else " stopped")
+            services = " ".join(f"{name}:{'up' if up else 'down'}" for name, up in node["services"].items())
+            print(f"  {node['name']:<12} {node['kind']:<6}{extra} {services}")
+        print("BGP sessions:")
+        for name, _ns in [(routers.speaker_name(reg, i), None) for reg in plan.REGIONS for i in (0, 1)] + [("er", None), ("onprem", None)]:
+            text = routers.birdc(name, "show", "protocols", base=self.base, check=False)
+            bgp = [line.split() for line in text.splitlines() if " BGP " in line]
+            print(f"  {name:<8} " + ", ".join(f"{fields[0]}={fields[-1] if fields[3] == 'up' else fields[3]}" for fields in bgp))
+
+    def requests(self, count, port=plan.BACKEND_PORT, timeout=1.0):
+        """Send `count` HTTP requests from the on-premises client to the anycast IP; Counter of answers ('failed' for errors)."""
+        topo = self.topology()
+        answers = collections.Counter()
+        for _ in range(count):
+            proc = topo.exec("client", ["curl", "-s", "-m", str(timeout), f"http://{plan.ANYCAST_IP}:{port}/"])
+            answers[proc.stdout.strip() if proc.returncode == 0 else "failed"] += 1
+        return answers
+
+
+def demo(lab):
+    """The README's main job: lab up, site.yml per region, requests spread, one region's application stopped."""
+    lab.up()
+    repo = os.path.dirname(LAB_DIR)
+    site = os.path.join(repo, "playbooks", "site.yml")
+    if not os.path.exists(site):
+        log("playbooks/site.yml does not exist yet: the lab is up, nothing deployed")
+        return
+    for region in plan.REGIONS:
+        log(f"ansible-playbook site.yml for {region.name}")
+        run(["ansible-playbook", "-i", os.path.join(repo, "inventories", "lab", region.name), site], check=True)
+    log(f"20 requests from on-premises to {plan.ANYCAST_IP}: {dict(lab.requests(20))}")
+    first = plan.REGIONS[0]
+    lab.topology().service_stop(f"{first.short}-app", "web")
+    log(f"application in {first.name} stopped")
+    time.sleep(3)
+    log(f"20 requests from on-premises: {dict(lab.requests(20))}")
+    lab.topology().service_start(f"{first.short}-app", "web")
