@@ -8,13 +8,12 @@ import collections
 import json
 import os
 import shlex
-import ssl
 import sys
 import time
-import urllib.request
 
 import yaml
 
+from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
 from .hosts.util import LabError, log, run, running_pid, start_background, stop_background
 from .net import labspec, plan, routers, routes, sync
@@ -64,13 +63,13 @@ class Lab:
             time.sleep(0.05)
         return True
 
-    def admin(self, method, path, body=None):
-        """Call the emulator's admin API (/_emulator/...); returns the decoded JSON answer."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.endpoint}/_emulator/{path}", data=data, method=method, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=self.ca_bundle), timeout=30) as answer:
-            text = answer.read().decode()
-        return json.loads(text) if text else None
+    def arm(self):
+        """The emulator's client (admin API, SDK client, credentials, environment) for the lab's running emulator."""
+        emu = EmulatorProcess(self.arm_dir)
+        emu.endpoint, emu.port = self.endpoint, ARM_PORT
+        emu.tenant_id, emu.subscription_id = plan.TENANT_ID, plan.SUBSCRIPTION_ID
+        emu.client_id, emu.client_secret = plan.CLIENT_ID, plan.CLIENT_SECRET
+        return emu
 
     def seeded(self):
         with open(self.state_file, encoding="utf-8") as handle:
@@ -87,7 +86,7 @@ class Lab:
         step = time.monotonic()
         log("ARM emulator: " + ("started" if self.start_emulator() else "already running") + f" on {self.endpoint}")
         if not self.seeded():
-            self.admin("POST", "seed", labspec.seed())
+            self.arm().seed(labspec.seed())
             log("ARM emulator: seeded both regions (resource groups, VNets, NICs, Route Servers)")
         timings["emulator"] = time.monotonic() - step
 
@@ -149,17 +148,17 @@ class Lab:
             services = " ".join(f"{name}:{'up' if up else 'down'}" for name, up in node["services"].items())
             print(f"  {node['name']:<12} {node['kind']:<6}{extra} {services}")
         print("BGP sessions:")
-        for name, _ns in [(routers.speaker_name(reg, i), None) for reg in plan.REGIONS for i in (0, 1)] + [("er", None), ("onprem", None)]:
+        for name in routers.names():
             text = routers.birdc(name, "show", "protocols", base=self.base, check=False)
             bgp = [line.split() for line in text.splitlines() if " BGP " in line]
             print(f"  {name:<8} " + ", ".join(f"{fields[0]}={fields[-1] if fields[3] == 'up' else fields[3]}" for fields in bgp))
 
-    def requests(self, count, port=plan.BACKEND_PORT, timeout=1.0):
-        """Send `count` HTTP requests from the on-premises client to the anycast IP; Counter of answers ('failed' for errors)."""
+    def requests(self, count, address=plan.ANYCAST_IP, port=plan.BACKEND_PORT, timeout=1.0):
+        """Send `count` HTTP requests from the on-premises client; Counter of answer bodies ('failed' for errors)."""
         topo = self.topology()
         answers = collections.Counter()
         for _ in range(count):
-            proc = topo.exec("client", ["curl", "-s", "-m", str(timeout), f"http://{plan.ANYCAST_IP}:{port}/"])
+            proc = topo.exec("client", ["curl", "-s", "-m", str(timeout), f"http://{address}:{port}/"])
             answers[proc.stdout.strip() if proc.returncode == 0 else "failed"] += 1
         return answers
 

@@ -30,7 +30,7 @@ def main(argv=None):
     p.add_argument("connection")
     p.add_argument("peer_ip")
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
-    p.add_argument("router", choices=[name for name, _ns in routers.all_routers()])
+    p.add_argument("router", choices=routers.names())
     p.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:

@@ -9,7 +9,7 @@ import subprocess
 
 from ..hosts.topology import Topology
 from ..hosts.util import LabError, run
-from . import birdconf
+from . import birdconf, plan
 
 DEFAULT_LAB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), ".cache", "lab")
 
@@ -21,6 +21,11 @@ def lab_dir():
 
 def speaker_name(region, instance):
     return f"{region.short}-rs{instance}"
+
+
+def names():
+    """Every BIRD router of the lab."""
+    return [speaker_name(reg, i) for reg in plan.REGIONS for i in (0, 1)] + ["er", "onprem"]
 
 
 def node_service(name):
