@@ -86,8 +86,8 @@ class EmulatorProcess:  # pylint: disable=too-many-public-methods
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(os.path.join(self.workdir, "stderr.log"), "ab"), text=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
+            readable = select.select([self.proc.stdout], [], [], 0.2)[0]
+            if readable:
                 line = self.proc.stdout.readline()
                 if line.startswith("ready "):
                     self.endpoint = line.split()[1]

@@ -112,7 +112,7 @@ def _basic_auth(header):
     if not header or not header.lower().startswith("basic "):
         return None, None
     try:
-        client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        client_id, secret = (base64.b64decode(header[6:]).decode().split(":", 1) + [""])[:2]
         return client_id, secret
     except ValueError:
         return None, None
@@ -137,7 +137,8 @@ def issue_token(base, state, tenant, form, authorization=None):
         return _aad_error(400, "unauthorized_client", 700016,
                           f"Application with identifier '{client_id}' was not found in the directory '{tenant}'.")
     if not secret:
-        return _aad_error(401, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
+        return _aad_error(401, "invalid_client", 7000216,
+                          "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
     if not hmac.compare_digest(secret.encode(), principal["client_secret"].encode()):
         return _aad_error(401, "invalid_client", 7000215,
                           f"Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, "
@@ -166,7 +167,7 @@ def check_bearer(base, state, authorization, subscription_tenant):
 
     if not authorization:
         raise fail("InvalidAuthenticationToken", "The access token is missing: the 'Authorization' header is required.")
-    scheme, _, token = authorization.partition(" ")
+    scheme, token = (authorization.split(" ", 1) + [""])[:2]
     if scheme.lower() != "bearer" or not token:
         raise fail("InvalidAuthenticationToken", "The 'Authorization' header must use the Bearer scheme.")
     claims = verify(state["signing_key"], token.strip())

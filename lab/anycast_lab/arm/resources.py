@@ -197,7 +197,8 @@ def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=Non
     for name, other in siblings:
         other_prefix = other.get("addressPrefix") if isinstance(other, dict) else None
         if other_prefix and net.overlaps(ipaddress.IPv4Network(other_prefix, strict=False)):
-            raise bad_request("NetcfgSubnetRangesOverlap", f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_prefix}).")
+            raise bad_request("NetcfgSubnetRangesOverlap",
+                              f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_prefix}).")
     props["addressPrefix"] = prefix
     props.pop("addressPrefixes", None)
     if props.get("routeTable") is not None:

@@ -95,8 +95,8 @@ def _apply(service, topo):  # pylint: disable=too-many-locals
         if sub_id is None:
             raise bad_request("InvalidSeed", "resource_groups need a subscription_id.")
         name = _need(group, "name", f"resource_groups[{index}]")
-        store.subscription(sub_id)["resource_groups"][name.lower()] = {"name": name, "location": _need(group, "location", f"resource_groups[{index}]"),
-                                                                      "tags": group.get("tags", {})}
+        location = _need(group, "location", f"resource_groups[{index}]")
+        store.subscription(sub_id)["resource_groups"][name.lower()] = {"name": name, "location": location, "tags": group.get("tags", {})}
     for index, pip in enumerate(topo.get("public_ip_addresses", [])):
         where = f"public_ip_addresses[{index}]"
         put("publicIPAddresses", group_of(pip, where), _need(pip, "name", where),
@@ -132,7 +132,7 @@ def _apply(service, topo):  # pylint: disable=too-many-locals
     for index, server in enumerate(topo.get("route_servers", [])):
         _route_server(service, server, f"route_servers[{index}]", group_of(server, f"route_servers[{index}]"), put, rid)
     for key, value in (topo.get("routes") or {}).items():
-        hub, _, conn = key.partition("/")
+        hub, conn = (key.split("/", 1) + [""])[:2]
         service.set_routes(hub, conn, value)
     for index, item in enumerate(topo.get("resources", [])):
         ref = res.id_ref(_need(item, "id", f"resources[{index}]"))

@@ -282,7 +282,7 @@ class Service:  # pylint: disable=too-many-public-methods
 
     def _replace_children(self, ref, child_type, children, state):
         """An embedded list (VNet.subnets, routeTable.routes) is authoritative: drop the others."""
-        keep = {child_ref.id.lower() for child_ref, _ in children}
+        keep = {child[0].id.lower() for child in children}
         for old in self.store.children(ref.id, child_type):
             if old["id"].lower() not in keep:
                 res.check_delete(self, res.id_ref(old["id"]), old)
