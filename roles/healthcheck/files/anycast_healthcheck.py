@@ -1,0 +1,1142 @@
+# Copyright: anycast.nva contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""anycast-healthcheck: a fail-closed health checker that switches BIRD announcements.
+
+Per anycast prefix it runs HTTP(S), TCP and command checks, keeps a rise/fall state
+machine, writes BIRD's state file (docs/dev/bird-announce-contract.md: one
+`define ANYCAST_<addr> = N;` per prefix, 0 withdrawn, 1 announced, 1+n prepended n times)
+and asks BIRD to reconfigure over its control socket (a filter change: sessions stay up).
+
+Python standard library only (it runs on the NVA) and one thread: every probe is a
+coroutine of one asyncio loop, so 50 prefixes cost 50 timers, not 50 threads.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.parse
+
+# asyncio imports ssl eagerly (about 4 MB of RSS). HTTPS checks do TLS themselves over a
+# MemoryBIO, so asyncio's copy is not needed: hide ssl while asyncio loads, then let
+# `_ssl_context` import it only when an HTTPS check exists.
+sys.modules.setdefault('ssl', None)
+import asyncio  # noqa: E402  pylint: disable=wrong-import-position,wrong-import-order
+if sys.modules.get('ssl') is None:
+    del sys.modules['ssl']
+
+# Per-prefix defaults; the role README explains the arithmetic behind them and a unit
+# test keeps the role's defaults equal to these.
+PREFIX_DEFAULTS = {
+    'interval': 0.4,
+    'fast_interval': 0.05,
+    'timeout': 0.25,
+    'rise': 3,
+    'fall': 5,
+    'on_failure': 'withdraw',
+    'prepend': 3,
+    'drain_withdraw_after': 60.0,
+}
+GLOBAL_DEFAULTS = {
+    'bird_socket': '/run/bird/bird.ctl',
+    'state_file': '/run/anycast-nva/announce.conf',
+    'withdrawn_file': '/etc/anycast-nva/announce.withdrawn.conf',
+    'control_socket': '/run/anycast-healthcheck/control.sock',
+    'drain_file': '/var/lib/anycast-healthcheck/drain.json',
+    'metrics_listen': '127.0.0.1:9469',
+    'metrics_textfile': '',
+    'metrics_textfile_interval': 10.0,
+}
+CHECK_KEYS = {
+    'tcp': {'type', 'name', 'host', 'port'},
+    'http': {'type', 'name', 'url', 'expect_status', 'body_match', 'body_regex', 'tls_verify', 'ca_file', 'server_name'},
+    'command': {'type', 'name', 'argv'},
+}
+ON_FAILURE = ('withdraw', 'prepend')
+MAX_BODY = 65536
+DEFINE_RE = re.compile(r'^\s*define\s+(ANYCAST_[0-9_]+)\s*=\s*\d+\s*;', re.MULTILINE)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message starts with the field's path."""
+
+
+# ---------------------------------------------------------------------------
+# Configuration validation (also run by `check-config`, the role's `validate:`)
+# ---------------------------------------------------------------------------
+
+def _fail(path, message, value=None):
+    shown = '' if value is None else ' (got %s)' % json.dumps(value)
+    raise ConfigError('%s: %s%s' % (path, message, shown))
+
+
+def _number(obj, key, path, low, high, integer=False):
+    value = obj[key]
+    kind = int if integer else (int, float)
+    # bool is an int in Python: refuse it explicitly so `rise: true` is an error.
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        what = 'an integer' if integer else 'a number'
+        _fail('%s.%s' % (path, key), 'must be %s between %s and %s' % (what, low, high), value)
+    return value
+
+
+def _string(obj, key, path, allow_empty=False):
+    value = obj[key]
+    if not isinstance(value, str) or (not allow_empty and not value):
+        _fail('%s.%s' % (path, key), 'must be a non-empty string', value)
+    return value
+
+
+def _unknown_keys(obj, allowed, path):
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        _fail(path, 'unknown option(s) %s; allowed: %s' % (', '.join(unknown), ', '.join(sorted(allowed))))
+
+
+def _ip(value, path):
+    try:
+        return str(ipaddress.ip_address(value))
+    except (ValueError, TypeError):
+        return _fail(path, 'must be an IP address', value)
+
+
+def _check_tcp(check, path):
+    for key in ('host', 'port'):
+        if key not in check:
+            _fail('%s.%s' % (path, key), 'is required for a tcp check')
+    check['host'] = _ip(check['host'], path + '.host')
+    _number(check, 'port', path, 1, 65535, integer=True)
+    check.setdefault('name', 'tcp://%s:%d' % (check['host'], check['port']))
+
+
+def _check_http(check, path):
+    if 'url' not in check:
+        _fail(path + '.url', 'is required for an http check')
+    url = _string(check, 'url', path)
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ('http', 'https') or not parts.hostname or port == -1 or port == 0:
+        _fail(path + '.url', 'must be http://IP[:PORT]/PATH or https://... with a port between 1 and 65535', url)
+    # An IP, not a name: a DNS outage must not withdraw the anycast prefix (server_name sets the TLS name).
+    _ip(parts.hostname, path + '.url (host)')
+    status = check.setdefault('expect_status', [200])
+    if isinstance(status, int) and not isinstance(status, bool):
+        status = check['expect_status'] = [status]
+    if not isinstance(status, list) or not status or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in status):
+        _fail(path + '.expect_status', 'must be an HTTP status code (100-599) or a non-empty list of them', status)
+    if 'body_match' in check:
+        _string(check, 'body_match', path)
+    if 'body_regex' in check:
+        try:
+            re.compile(_string(check, 'body_regex', path))
+        except re.error as exc:
+            _fail(path + '.body_regex', 'is not a valid regular expression: %s' % exc, check['body_regex'])
+    tls_verify = check.setdefault('tls_verify', True)
+    if not isinstance(tls_verify, bool):
+        _fail(path + '.tls_verify', 'must be true or false', tls_verify)
+    for key in ('ca_file', 'server_name'):
+        if key in check:
+            _string(check, key, path)
+            if parts.scheme != 'https':
+                _fail('%s.%s' % (path, key), 'only applies to https:// URLs')
+    check.setdefault('name', url)
+
+
+def _check_command(check, path):
+    argv = check.get('argv')
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
+        _fail(path + '.argv', 'must be a non-empty list of non-empty strings (no shell)', argv)
+    if not argv[0].startswith('/'):
+        _fail(path + '.argv', 'the program must be an absolute path', argv[0])
+    check.setdefault('name', ' '.join(argv))
+
+
+CHECK_VALIDATORS = {'tcp': _check_tcp, 'http': _check_http, 'command': _check_command}
+
+
+def validate_check(check, path):
+    """Validate one check in place (adding defaults) and return it."""
+    if not isinstance(check, dict):
+        _fail(path, 'must be a mapping', check)
+    ctype = check.get('type')
+    if ctype not in CHECK_KEYS:
+        _fail(path + '.type', 'must be one of %s' % ', '.join(sorted(CHECK_KEYS)), ctype)
+    _unknown_keys(check, CHECK_KEYS[ctype], path)
+    if 'name' in check:
+        _string(check, 'name', path)
+    CHECK_VALIDATORS[ctype](check, path)
+    return check
+
+
+def validate_prefix(spec, path):
+    """Validate one prefix entry in place (adding defaults) and return it."""
+    if not isinstance(spec, dict):
+        _fail(path, 'must be a mapping', spec)
+    _unknown_keys(spec, set(PREFIX_DEFAULTS) | {'prefix', 'checks'}, path)
+    prefix = spec.get('prefix')
+    try:
+        net = ipaddress.IPv4Network(prefix)
+    except (ValueError, TypeError):
+        net = None
+    if net is None or net.prefixlen != 32 or not isinstance(prefix, str) or '/' not in prefix:
+        _fail(path + '.prefix', 'must be an IPv4 /32 such as 10.250.0.10/32 (Route Server has no IPv6)', prefix)
+    spec['prefix'] = str(net)
+    for key, value in PREFIX_DEFAULTS.items():
+        spec.setdefault(key, value)
+    _number(spec, 'interval', path, 0.01, 3600)
+    _number(spec, 'fast_interval', path, 0.01, 3600)
+    _number(spec, 'timeout', path, 0.01, 3600)
+    if spec['fast_interval'] > spec['interval']:
+        _fail(path + '.fast_interval', 'must not exceed interval (%s)' % spec['interval'], spec['fast_interval'])
+    # A probe slower than the interval would pile up probes in normal operation.
+    if spec['timeout'] > spec['interval']:
+        _fail(path + '.timeout', 'must not exceed interval (%s)' % spec['interval'], spec['timeout'])
+    _number(spec, 'rise', path, 1, 1000, integer=True)
+    _number(spec, 'fall', path, 1, 1000, integer=True)
+    _number(spec, 'prepend', path, 1, 10, integer=True)
+    _number(spec, 'drain_withdraw_after', path, 0, 86400)
+    if spec['on_failure'] not in ON_FAILURE:
+        _fail(path + '.on_failure', 'must be one of %s' % ', '.join(ON_FAILURE), spec['on_failure'])
+    checks = spec.get('checks')
+    if not isinstance(checks, list) or not checks:
+        _fail(path + '.checks', 'must be a non-empty list of checks (all must pass)', checks)
+    for i, check in enumerate(checks):
+        validate_check(check, '%s.checks[%d]' % (path, i))
+    names = [c['name'] for c in checks]
+    if len(set(names)) != len(names):
+        _fail(path + '.checks', 'check names must be unique within a prefix', names)
+    return spec
+
+
+def validate_config(raw):
+    """Validate a whole configuration (a dict from JSON); return it with defaults filled in."""
+    if not isinstance(raw, dict):
+        _fail('config', 'must be a JSON object', None)
+    config = json.loads(json.dumps(raw))  # deep copy: never change the caller's data
+    _unknown_keys(config, set(GLOBAL_DEFAULTS) | {'prefixes'}, 'config')
+    for key, value in GLOBAL_DEFAULTS.items():
+        config.setdefault(key, value)
+    for key in ('bird_socket', 'state_file', 'withdrawn_file', 'control_socket', 'drain_file'):
+        if not isinstance(config[key], str) or not config[key].startswith('/'):
+            _fail(key, 'must be an absolute path', config[key])
+    if not isinstance(config['metrics_textfile'], str) or (config['metrics_textfile'] and not config['metrics_textfile'].startswith('/')):
+        _fail('metrics_textfile', 'must be an absolute path or empty (off)', config['metrics_textfile'])
+    _number(config, 'metrics_textfile_interval', 'config', 1, 3600)
+    if config['metrics_listen']:
+        parse_listen(config['metrics_listen'])
+    prefixes = config.get('prefixes')
+    if not isinstance(prefixes, list):
+        _fail('prefixes', 'must be a list', prefixes)
+    seen = set()
+    for i, spec in enumerate(prefixes):
+        validate_prefix(spec, 'prefixes[%d]' % i)
+        if spec['prefix'] in seen:
+            _fail('prefixes[%d].prefix' % i, 'is listed twice', spec['prefix'])
+        seen.add(spec['prefix'])
+    return config
+
+
+def parse_listen(value):
+    """'127.0.0.1:9469' -> ('127.0.0.1', 9469); errors name metrics_listen."""
+    host, _sep, port = str(value).rpartition(':')
+    try:
+        ipaddress.ip_address(host.strip('[]'))
+        port = int(port)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        _fail('metrics_listen', 'must be IP:PORT (for example 127.0.0.1:9469) or empty (off)', value)
+    return host.strip('[]'), port
+
+
+def load_config(path):
+    """Read and validate the JSON configuration file."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            raw = json.load(handle)
+    except OSError as exc:
+        raise ConfigError('%s: cannot read: %s' % (path, exc.strerror)) from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError('%s: not valid JSON: %s' % (path, exc)) from exc
+    return validate_config(raw)
+
+
+# ---------------------------------------------------------------------------
+# State machine (pure logic: no I/O, time passed in)
+# ---------------------------------------------------------------------------
+
+def state_name(value):
+    """Human name of an announce value."""
+    if value == 0:
+        return 'withdrawn'
+    return 'announced' if value == 1 else 'prepended'
+
+
+HEALTH_KEYS = ('checks', 'interval', 'fast_interval', 'timeout', 'rise', 'fall')
+
+
+def health_key(spec):
+    """Prefixes whose checks and timing are identical share one probe schedule and one verdict."""
+    return json.dumps([spec[k] for k in HEALTH_KEYS], sort_keys=True)
+
+
+class Health:
+    """Rise/fall hysteresis over probe results.
+
+    Starts down (fail closed); up after `rise` consecutive passing probes, down again
+    after `fall` consecutive failing ones.
+    """
+
+    def __init__(self, spec, previous=None):
+        self.spec = spec
+        self.healthy = previous.healthy if previous else False
+        self.was_healthy = previous.was_healthy if previous else False
+        self.ok_run = 0
+        self.fail_run = 0
+
+    def record(self, ok):
+        """Feed one probe result; return 'rise' or 'fall' when health flips, else None."""
+        if ok:
+            self.ok_run += 1
+            self.fail_run = 0
+            if not self.healthy and self.ok_run >= self.spec['rise']:
+                self.healthy = self.was_healthy = True
+                return 'rise'
+        else:
+            self.fail_run += 1
+            self.ok_run = 0
+            if self.healthy and self.fail_run >= self.spec['fall']:
+                self.healthy = False
+                return 'fall'
+        return None
+
+    def next_delay(self):
+        """Seconds to the next probe: fast while a failure of a healthy target is being confirmed."""
+        if self.healthy and self.fail_run > 0:
+            return self.spec['fast_interval']
+        return self.spec['interval']
+
+
+class Prefix:
+    """Announcement decision of one prefix: health, `on_failure` and the drain switch."""
+
+    def __init__(self, spec, health):
+        self.spec = spec
+        self.health = health
+        self.drained_at = None
+
+    def drain(self, now):
+        """Start draining (a second drain keeps the first start time)."""
+        if self.drained_at is None:
+            self.drained_at = now
+
+    def undrain(self):
+        """Stop draining."""
+        self.drained_at = None
+
+    def drain_deadline(self):
+        """Wall-clock time at which a drained prefix is withdrawn, or None."""
+        if self.drained_at is None:
+            return None
+        return self.drained_at + self.spec['drain_withdraw_after']
+
+    def value(self, now):
+        """Announce value for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times."""
+        prepended = 1 + self.spec['prepend']
+        if self.drained_at is not None:
+            # Drain: de-prefer first so traffic moves gently, withdraw after the delay.
+            if now >= self.drain_deadline() or not self.health.healthy:
+                return 0
+            return prepended
+        if self.health.healthy:
+            return 1
+        # on_failure=prepend keeps a de-preferred route, but only once the target has been
+        # healthy: at start nothing is announced (fail closed).
+        if self.spec['on_failure'] == 'prepend' and self.health.was_healthy:
+            return prepended
+        return 0
+
+
+# ---------------------------------------------------------------------------
+# BIRD state file and control socket
+# ---------------------------------------------------------------------------
+
+def define_name(prefix):
+    """'10.250.0.10/32' -> 'ANYCAST_10_250_0_10' (the contract's naming)."""
+    return 'ANYCAST_' + prefix.split('/')[0].replace('.', '_')
+
+
+def render_state(withdrawn_text, values):
+    """Render the live state file: every define of the withdrawn file, then ours.
+
+    Starting from the withdrawn file keeps prefixes the checker does not manage at 0;
+    `values` maps prefix -> announce value.
+    """
+    ours = {define_name(p): v for p, v in values.items()}
+    names = list(dict.fromkeys(DEFINE_RE.findall(withdrawn_text or '')))
+    names += [n for n in sorted(ours) if n not in names]
+    lines = ['# Written by anycast-healthcheck: 0 withdrawn, 1 announced, 1+n prepended n times.']
+    lines += ['define %s = %d;' % (name, ours.get(name, 0)) for name in names]
+    return '\n'.join(lines) + '\n'
+
+
+def read_text(path):
+    """Text of a file, '' if it does not exist."""
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ''
+
+
+def atomic_write(path, text, mode=0o640):
+    """Write a file by temp file + rename in the same directory (readers never see half)."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(text)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+class BirdError(RuntimeError):
+    """BIRD refused or could not be reached."""
+
+
+async def bird_configure(sock_path, timeout=5.0):
+    """Ask BIRD to re-read its configuration; return its last reply line.
+
+    Speaks BIRD's CLI protocol directly (4-digit code, '-' continues, ' ' ends; codes
+    >= 8000 are errors) instead of forking birdc: a change reaches BIRD in milliseconds.
+    """
+    async def talk():
+        reader, writer = await asyncio.open_unix_connection(sock_path)
+        try:
+            await reader.readline()  # greeting: 0001 BIRD x.y ready.
+            writer.write(b'configure\n')
+            lines = []
+            while True:
+                line = (await reader.readline()).decode('utf-8', 'replace').rstrip('\n')
+                if not line:
+                    raise BirdError('BIRD closed the control socket')
+                lines.append(line)
+                if len(line) >= 5 and line[:4].isdigit() and line[4] == ' ':
+                    if int(line[:4]) >= 8000:
+                        raise BirdError(' | '.join(lines))
+                    return line
+        finally:
+            writer.close()
+    try:
+        return await asyncio.wait_for(talk(), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise BirdError('cannot reach BIRD at %s: %s' % (sock_path, exc or 'timeout')) from exc
+
+
+# ---------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------
+
+_SSL = {}
+
+
+def _ssl_context(check):
+    """One TLS context per (verify, ca_file), created on first use."""
+    key = (check['tls_verify'], check.get('ca_file'))
+    if key not in _SSL:
+        import ssl  # pylint: disable=import-outside-toplevel
+        ctx = ssl.create_default_context(cafile=check.get('ca_file'))
+        if not check['tls_verify']:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        _SSL[key] = ctx
+    return _SSL[key]
+
+
+async def _connect(host, port):
+    # Raw non-blocking sockets: about a third of the CPU of asyncio streams per probe.
+    sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def probe_tcp(check):
+    """TCP connect succeeds."""
+    (await _connect(check['host'], check['port'])).close()
+    return 'connected'
+
+
+async def _tls_exchange(sock, check, server_name, request, need_body):
+    import ssl  # pylint: disable=import-outside-toplevel
+    loop = asyncio.get_running_loop()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = _ssl_context(check).wrap_bio(incoming, outgoing, server_hostname=server_name)
+
+    async def pump(operation, *args):
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                result = None
+            pending = outgoing.read()
+            if pending:
+                await loop.sock_sendall(sock, pending)
+            if result is not None:
+                return result
+            chunk = await loop.sock_recv(sock, MAX_BODY)
+            if chunk:
+                incoming.write(chunk)
+            else:
+                incoming.write_eof()
+
+    await pump(lambda: tls.do_handshake() or True)
+    await pump(tls.write, request)
+    data = b''
+    try:
+        while len(data) < MAX_BODY and (need_body or b'\r\n' not in data):
+            chunk = await pump(tls.read, MAX_BODY)
+            if not chunk:
+                break
+            data += chunk
+    except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        pass  # the server closed the connection: we have what it sent
+    return data
+
+
+async def _http_exchange(check, parts, request, need_body):
+    https = parts.scheme == 'https'
+    loop = asyncio.get_running_loop()
+    sock = await _connect(parts.hostname, parts.port or (443 if https else 80))
+    try:
+        if https:
+            return await _tls_exchange(sock, check, check.get('server_name', parts.hostname), request, need_body)
+        await loop.sock_sendall(sock, request)
+        data = b''
+        # Without a body check the status line is enough: stop reading there.
+        while len(data) < MAX_BODY and (need_body or b'\r\n' not in data):
+            chunk = await loop.sock_recv(sock, MAX_BODY)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        sock.close()
+
+
+async def probe_http(check):
+    """HTTP(S) GET answers with an expected status (and body match, if asked)."""
+    parts = urllib.parse.urlsplit(check['url'])
+    path = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+    request = ('GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: anycast-healthcheck\r\n'
+               'Connection: close\r\n\r\n' % (path, check.get('server_name', parts.netloc))).encode('ascii')
+    need_body = 'body_match' in check or 'body_regex' in check
+    data = await _http_exchange(check, parts, request, need_body)
+    head, _sep, body = data.partition(b'\r\n\r\n')
+    fields = head.split(b'\r\n', 1)[0].split()
+    if len(fields) < 2 or not fields[0].startswith(b'HTTP/') or not fields[1].isdigit():
+        raise ValueError('not an HTTP response')
+    status = int(fields[1])
+    if status not in check['expect_status']:
+        raise ValueError('status %d, expected %s' % (status, check['expect_status']))
+    text = body.decode('utf-8', 'replace')
+    if 'body_match' in check and check['body_match'] not in text:
+        raise ValueError('body does not contain %r' % check['body_match'])
+    if 'body_regex' in check and not re.search(check['body_regex'], text):
+        raise ValueError('body does not match %r' % check['body_regex'])
+    return 'status %d' % status
+
+
+async def probe_command(check):
+    """The command exits 0."""
+    proc = await asyncio.create_subprocess_exec(
+        *check['argv'], stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        code = await proc.wait()
+    except asyncio.CancelledError:
+        # Timed out: never leave the child running behind us.
+        proc.kill()
+        await proc.wait()
+        raise
+    if code != 0:
+        raise ValueError('exit status %d' % code)
+    return 'exit status 0'
+
+
+PROBES = {'tcp': probe_tcp, 'http': probe_http, 'command': probe_command}
+
+
+async def run_check(check, timeout):
+    """Run one check with its timeout in the current task; return a result dict (never raises)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    expired = []
+
+    def expire():
+        expired.append(True)
+        task.cancel()
+    # A timer that cancels this task is much cheaper than asyncio.wait_for's extra task.
+    timer = loop.call_later(timeout, expire)
+    start = loop.time()
+    try:
+        detail = await PROBES[check['type']](check)
+        ok = True
+    except asyncio.CancelledError:
+        if not expired:
+            raise  # the daemon is stopping: not a check result
+        if hasattr(task, 'uncancel'):
+            task.uncancel()
+        ok, detail = False, 'timeout after %ss' % timeout
+    except (OSError, ValueError, UnicodeError) as exc:
+        ok, detail = False, str(exc) or type(exc).__name__
+    finally:
+        timer.cancel()
+    return {'name': check['name'], 'ok': ok, 'detail': detail, 'seconds': round(loop.time() - start, 6)}
+
+
+# ---------------------------------------------------------------------------
+# Logging, metrics, systemd notification
+# ---------------------------------------------------------------------------
+
+def log(event, **fields):
+    """One JSON object per line on stdout (journald keeps it)."""
+    record = {'ts': round(time.time(), 3), 'event': event}
+    record.update(fields)
+    print(json.dumps(record, sort_keys=False), flush=True)
+
+
+def sd_notify(message):
+    """Tell systemd about readiness / watchdog (no-op outside systemd)."""
+    addr = os.environ.get('NOTIFY_SOCKET')
+    if not addr:
+        return
+    if addr.startswith('@'):
+        addr = '\0' + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(message.encode('ascii'), addr)
+        except OSError:
+            pass
+
+
+def _labels(**labels):
+    inner = ','.join('%s="%s"' % (k, str(v).replace('\\', r'\\').replace('"', r'\"')) for k, v in labels.items())
+    return '{%s}' % inner
+
+
+class Metrics:
+    """Counters and gauges, rendered in the Prometheus text format."""
+
+    def __init__(self):
+        self.transitions = {}
+        self.last_change = {}
+        self.check_seconds = {}
+        self.check_total = {}
+        self.configure_total = {'ok': 0, 'error': 0}
+        self.configure_seconds = 0.0
+
+    def observe(self, prefix, results):
+        """Record the results of one probe round."""
+        for res in results:
+            self.check_seconds[(prefix, res['name'])] = res['seconds']
+            key = (prefix, res['name'], 'ok' if res['ok'] else 'fail')
+            self.check_total[key] = self.check_total.get(key, 0) + 1
+
+    def changed(self, prefix, now):
+        """Record a state change of a prefix."""
+        self.transitions[prefix] = self.transitions.get(prefix, 0) + 1
+        self.last_change[prefix] = now
+
+    def render(self, machines, now):
+        """The whole exposition text."""
+        out = []
+
+        def family(name, kind, help_text, samples):
+            out.append('# HELP anycast_healthcheck_%s %s' % (name, help_text))
+            out.append('# TYPE anycast_healthcheck_%s %s' % (name, kind))
+            out.extend('anycast_healthcheck_%s%s %s' % (name, labels, value) for labels, value in samples)
+
+        family('announce_value', 'gauge', 'Value written for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times.',
+               [(_labels(prefix=p), m.value(now)) for p, m in machines.items()])
+        family('prefix_state', 'gauge', 'Current state of the prefix (1 for the current state).',
+               [(_labels(prefix=p, state=s), int(state_name(m.value(now)) == s))
+                for p, m in machines.items() for s in ('withdrawn', 'announced', 'prepended')])
+        family('healthy', 'gauge', 'Health after rise/fall hysteresis (1 healthy).',
+               [(_labels(prefix=p), int(m.health.healthy)) for p, m in machines.items()])
+        family('drained', 'gauge', 'Drain switch of the prefix (1 drained).',
+               [(_labels(prefix=p), int(m.drained_at is not None)) for p, m in machines.items()])
+        family('transitions_total', 'counter', 'State changes since the daemon started.',
+               [(_labels(prefix=p), self.transitions.get(p, 0)) for p in machines])
+        family('last_change_timestamp_seconds', 'gauge', 'Unix time of the last state change (0: none yet).',
+               [(_labels(prefix=p), self.last_change.get(p, 0)) for p in machines])
+        family('check_duration_seconds', 'gauge', 'Duration of the last run of each check.',
+               [(_labels(prefix=p, check=c), v) for (p, c), v in sorted(self.check_seconds.items()) if p in machines])
+        family('checks_total', 'counter', 'Check runs by result.',
+               [(_labels(prefix=p, check=c, result=r), v) for (p, c, r), v in sorted(self.check_total.items()) if p in machines])
+        family('bird_configure_total', 'counter', 'BIRD reconfigurations by result.',
+               [(_labels(result=r), v) for r, v in sorted(self.configure_total.items())])
+        family('bird_configure_duration_seconds', 'gauge', 'Duration of the last BIRD reconfiguration.',
+               [('', self.configure_seconds)])
+        return '\n'.join(out) + '\n'
+
+
+# ---------------------------------------------------------------------------
+# The daemon
+# ---------------------------------------------------------------------------
+
+class Runner:
+    """Probes one health group (prefixes with identical checks and timing) on timers, no thread."""
+
+    def __init__(self, daemon, spec, health):
+        self.daemon = daemon
+        self.spec = spec
+        self.health = health
+        self.prefixes = []
+        self.last_start = None
+        self.handle = None
+        self.tasks = set()
+        self.last_results = []
+
+    def start(self):
+        """Probe now, then on schedule."""
+        self._schedule(0)
+
+    def stop(self):
+        """Cancel the timer and any round in flight."""
+        if self.handle:
+            self.handle.cancel()
+        for task in list(self.tasks):
+            task.cancel()
+
+    def _schedule(self, delay=None):
+        if self.handle:
+            self.handle.cancel()
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay if delay is not None else self.last_start + self.health.next_delay()
+        self.handle = loop.call_at(when, self._launch)
+
+    def _launch(self):
+        # Rounds may overlap (a hung target times out while the fast confirmations go on),
+        # so a hung target is withdrawn about as fast as a refusing one.
+        self.last_start = asyncio.get_running_loop().time()
+        task = asyncio.ensure_future(self._round())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        self._schedule()
+
+    async def _round(self):
+        checks, timeout = self.spec['checks'], self.spec['timeout']
+        if len(checks) == 1:
+            results = [await run_check(checks[0], timeout)]
+        else:
+            results = list(await asyncio.gather(*(run_check(c, timeout) for c in checks)))
+        self.last_results = results
+        delay_before = self.health.next_delay()
+        flip = self.health.record(all(r['ok'] for r in results))
+        for prefix in self.prefixes:
+            self.daemon.metrics.observe(prefix, results)
+            self.daemon.evaluate(prefix, flip or 'probe', results)
+        if self.health.next_delay() != delay_before:
+            self._schedule()  # switch to (or back from) the fast interval at once
+
+
+class Daemon:
+    """Owns the runners, writes BIRD's state, serves control and metrics."""
+
+    def __init__(self, config, config_path=None):
+        self.config = config
+        self.config_path = config_path
+        self.runners = {}   # health key -> Runner
+        self.prefixes = {}  # prefix -> Prefix
+        self.runner_of = {}  # prefix -> Runner
+        self.metrics = Metrics()
+        self.announced = {}  # prefix -> value last pushed
+        self.stopping = None
+        self.apply_lock = None
+        self.apply_pending = False
+        self.apply_failed = False
+        self.servers = {}
+        self.drain_timers = {}
+
+    # -- decisions -------------------------------------------------------
+
+    def evaluate(self, prefix, reason, results=None):
+        """Recompute a prefix's value; on change log one line, count it and push it to BIRD."""
+        state = self.prefixes.get(prefix)
+        new = state.value(time.time()) if state and not self.stopping.is_set() else 0
+        old = self.announced.get(prefix, 0)
+        if state:
+            self.announced[prefix] = new
+        else:
+            self.announced.pop(prefix, None)
+        self._arm_drain_timer(prefix)
+        if new == old:
+            return
+        self.metrics.changed(prefix, time.time())
+        if results is None:
+            results = self.runner_of[prefix].last_results if prefix in self.runner_of else []
+        log('state_change', prefix=prefix, old=state_name(old), new=state_name(new), value=new, reason=reason, checks=results)
+        if not self.stopping.is_set():
+            self.request_apply()
+
+    def _arm_drain_timer(self, prefix):
+        timer = self.drain_timers.pop(prefix, None)
+        if timer:
+            timer.cancel()
+        state = self.prefixes.get(prefix)
+        deadline = state.drain_deadline() if state else None
+        if deadline is not None and self.announced.get(prefix):
+            delay = max(0.0, deadline - time.time())
+            self.drain_timers[prefix] = asyncio.get_running_loop().call_later(delay, self.evaluate, prefix, 'drain-timeout')
+
+    # -- BIRD --------------------------------------------------------------
+
+    def request_apply(self):
+        """Write the state file and reconfigure BIRD now; changes arriving meanwhile coalesce."""
+        self.apply_pending = True
+        if not self.apply_lock.locked():
+            asyncio.ensure_future(self._apply_loop())
+
+    async def _apply_loop(self):
+        async with self.apply_lock:
+            while self.apply_pending:
+                self.apply_pending = False
+                await self.apply_once(dict(self.announced))
+
+    async def apply_once(self, values):
+        """Write the given values and reconfigure BIRD; log (not raise) failures."""
+        start = time.monotonic()
+        try:
+            text = render_state(read_text(self.config['withdrawn_file']), values)
+            atomic_write(self.config['state_file'], text)
+            reply = await bird_configure(self.config['bird_socket'])
+            self.metrics.configure_total['ok'] += 1
+            if self.apply_failed:
+                log('bird_configure_recovered', reply=reply)
+            self.apply_failed = False
+        except (OSError, BirdError) as exc:
+            self.metrics.configure_total['error'] += 1
+            if not self.apply_failed:
+                log('bird_configure_failed', error=str(exc))
+            self.apply_failed = True
+        self.metrics.configure_seconds = round(time.monotonic() - start, 6)
+        self.write_textfile()
+
+    async def _retry_apply(self):
+        # BIRD down or starting: keep pushing our state until it takes it.
+        while True:
+            await asyncio.sleep(1.0)
+            if self.apply_failed:
+                self.request_apply()
+
+    # -- drain -------------------------------------------------------------
+
+    def load_drains(self):
+        """Restore the drain switch from disk (maintenance survives a restart)."""
+        try:
+            drains = json.loads(read_text(self.config['drain_file']) or '{}')
+        except ValueError:
+            log('drain_file_unreadable', path=self.config['drain_file'])
+            drains = {}
+        for prefix, since in drains.items():
+            if prefix in self.prefixes and isinstance(since, (int, float)):
+                self.prefixes[prefix].drained_at = since
+
+    def save_drains(self):
+        """Persist the drain switch."""
+        drains = {p: s.drained_at for p, s in self.prefixes.items() if s.drained_at is not None}
+        atomic_write(self.config['drain_file'], json.dumps(drains, indent=1) + '\n', mode=0o644)
+
+    def set_drain(self, prefix, drained):
+        """Drain or undrain one prefix (or all when prefix is None); return the prefixes affected."""
+        if prefix is not None and prefix not in self.prefixes:
+            raise ValueError('unknown prefix %s; configured: %s' % (prefix, ', '.join(self.prefixes) or 'none'))
+        targets = [prefix] if prefix else list(self.prefixes)
+        now = time.time()
+        for target in targets:
+            if drained:
+                self.prefixes[target].drain(now)
+            else:
+                self.prefixes[target].undrain()
+        self.save_drains()
+        for target in targets:
+            self.evaluate(target, 'drain' if drained else 'undrain')
+        return targets
+
+    def status(self):
+        """Everything a user wants to see, as JSON-able data."""
+        now = time.time()
+        return {p: {'state': state_name(s.value(now)), 'value': s.value(now), 'healthy': s.health.healthy,
+                    'drained': s.drained_at is not None, 'drain_withdraw_at': s.drain_deadline(),
+                    'checks': self.runner_of[p].last_results}
+                for p, s in self.prefixes.items()}
+
+    async def handle_control(self, reader, writer):
+        """One JSON request per connection: drain, undrain, status."""
+        try:
+            request = json.loads((await reader.readline()).decode('utf-8') or '{}')
+            command = request.get('command')
+            if command in ('drain', 'undrain'):
+                done = self.set_drain(request.get('prefix'), command == 'drain')
+                reply = {'ok': True, 'command': command, 'prefixes': done, 'status': self.status()}
+            elif command == 'status':
+                reply = {'ok': True, 'status': self.status()}
+            else:
+                reply = {'ok': False, 'error': 'unknown command %r' % command}
+        except (ValueError, OSError) as exc:
+            reply = {'ok': False, 'error': str(exc)}
+        writer.write((json.dumps(reply) + '\n').encode('utf-8'))
+        await writer.drain()
+        writer.close()
+
+    # -- metrics -----------------------------------------------------------
+
+    async def handle_metrics(self, reader, writer):
+        """Minimal HTTP/1.0 server for GET /metrics."""
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b'\r\n', b'\n', b''):
+                pass
+            parts = request.split()
+            if len(parts) >= 2 and parts[0] == b'GET' and parts[1] in (b'/metrics', b'/'):
+                body = self.metrics.render(self.prefixes, time.time()).encode('utf-8')
+                head = 'HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n' % len(body)
+            else:
+                body = b'not found\n'
+                head = 'HTTP/1.0 404 Not Found\r\nContent-Length: %d\r\n\r\n' % len(body)
+            writer.write(head.encode('ascii') + body)
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    def write_textfile(self):
+        """node_exporter textfile collector output (atomic)."""
+        path = self.config['metrics_textfile']
+        if path:
+            try:
+                atomic_write(path, self.metrics.render(self.prefixes, time.time()), mode=0o644)
+            except OSError as exc:
+                log('metrics_textfile_failed', path=path, error=str(exc))
+
+    async def _textfile_loop(self):
+        while True:
+            await asyncio.sleep(self.config['metrics_textfile_interval'])
+            self.write_textfile()
+
+    async def start_servers(self):
+        """(Re)start the control socket and the metrics endpoint when their settings change."""
+        wanted = {'control': self.config['control_socket'], 'metrics': self.config['metrics_listen']}
+        for kind, setting in wanted.items():
+            current = self.servers.get(kind)
+            if current and current[0] == setting:
+                continue
+            if current:
+                current[1].close()
+                del self.servers[kind]
+            if not setting:
+                continue
+            if kind == 'control':
+                if os.path.exists(setting):
+                    os.unlink(setting)  # stale socket of a killed predecessor
+                old_umask = os.umask(0o077)  # only root and our own user may drain
+                try:
+                    server = await asyncio.start_unix_server(self.handle_control, path=setting)
+                finally:
+                    os.umask(old_umask)
+            else:
+                host, port = parse_listen(setting)
+                server = await asyncio.start_server(self.handle_metrics, host, port)
+            self.servers[kind] = (setting, server)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def install(self, config):
+        """Create, keep or update runners and prefixes to match a (new) configuration.
+
+        A prefix keeps its drain switch; a group whose checks and timing did not change
+        keeps its runner, counters and health; a changed one starts new counters but
+        keeps the prefix's health (no needless withdraw on a reload).
+        """
+        old_runners, old_prefixes, old_runner_of = self.runners, self.prefixes, self.runner_of
+        self.runners, self.prefixes, self.runner_of = {}, {}, {}
+        started = []
+        for spec in config['prefixes']:
+            prefix, key = spec['prefix'], health_key(spec)
+            runner = self.runners.get(key) or old_runners.pop(key, None)
+            if runner is None:
+                previous = old_runner_of.get(prefix)
+                runner = Runner(self, spec, Health(spec, previous.health if previous else None))
+                started.append(runner)
+            if key not in self.runners:
+                runner.prefixes = []
+                self.runners[key] = runner
+            runner.prefixes.append(prefix)
+            self.runner_of[prefix] = runner
+            state = Prefix(spec, runner.health)
+            if prefix in old_prefixes:
+                state.drained_at = old_prefixes[prefix].drained_at
+            self.prefixes[prefix] = state
+        for runner in old_runners.values():
+            runner.stop()
+        return started
+
+    def reload(self):
+        """SIGHUP: re-read the configuration; keep the state of unchanged prefixes."""
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log('reload_failed', error=str(exc))
+            return
+        removed = [p for p in self.prefixes if p not in {s['prefix'] for s in config['prefixes']}]
+        self.config = config
+        for runner in self.install(config):
+            runner.start()
+        for prefix in removed + list(self.prefixes):
+            self.evaluate(prefix, 'removed' if prefix in removed else 'reload')
+        asyncio.ensure_future(self.start_servers())
+        log('reloaded', prefixes=list(self.prefixes), removed=removed)
+
+    async def run(self):
+        """Main: fail closed, serve, probe, until SIGTERM/SIGINT; then withdraw everything."""
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self.apply_lock = asyncio.Lock()
+        self.install(self.config)
+        self.load_drains()
+        # Fail closed: whatever the file said before, nothing is announced until `rise`.
+        await self.apply_once({p: 0 for p in self.prefixes})
+        await self.start_servers()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        background = [asyncio.ensure_future(self._retry_apply()), asyncio.ensure_future(self._textfile_loop())]
+        watchdog_usec = int(os.environ.get('WATCHDOG_USEC', '0') or 0)
+        if watchdog_usec:
+            background.append(asyncio.ensure_future(self._watchdog(watchdog_usec / 1e6 / 3)))
+        for runner in self.runners.values():
+            runner.start()
+        log('started', prefixes=list(self.prefixes), groups=len(self.runners),
+            drained=[p for p, s in self.prefixes.items() if s.drained_at is not None])
+        sd_notify('READY=1')
+        await self.stopping.wait()
+        sd_notify('STOPPING=1')
+        for task in background:
+            task.cancel()
+        for runner in self.runners.values():
+            runner.stop()
+        for prefix in self.prefixes:
+            self.evaluate(prefix, 'stop')
+        await self.apply_once({p: 0 for p in self.prefixes})
+        log('stopped')
+
+    async def _watchdog(self, period):
+        # A stuck loop stops these pings: systemd then kills us and ExecStopPost withdraws.
+        while True:
+            sd_notify('WATCHDOG=1')
+            await asyncio.sleep(period)
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def control_request(path, request):
+    """Send one request to the running daemon and return its reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise SystemExit('anycast-healthcheck: cannot reach the daemon at %s (%s): is anycast-healthcheck.service running?'
+                             % (path, exc.strerror or exc)) from exc
+        sock.sendall((json.dumps(request) + '\n').encode('utf-8'))
+        data = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data.decode('utf-8'))
+
+
+def _use_pidfd_child_watcher():
+    # Python < 3.12 reaps children with a thread per child by default; pidfd needs none.
+    if sys.version_info < (3, 12) and hasattr(os, 'pidfd_open'):
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+        except OSError:
+            return
+        import warnings  # pylint: disable=import-outside-toplevel
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)
+            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
+def main(argv=None):
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog='anycast-healthcheck', description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--config', default='/etc/anycast-healthcheck/config.json', help='JSON configuration file')
+    sub = parser.add_subparsers(dest='command', required=True)
+    sub.add_parser('run', help='run the daemon (systemd ExecStart)')
+    check = sub.add_parser('check-config', help='validate a configuration file and exit (the role uses it as validate:)')
+    check.add_argument('file', nargs='?', help='file to check (default: --config)')
+    sub.add_parser('withdraw-all', help='write every prefix withdrawn and reconfigure BIRD (systemd ExecStopPost)')
+    for name, text in (('drain', 'de-prefer (prepend), then withdraw after drain_withdraw_after'), ('undrain', 'end a drain')):
+        cmd = sub.add_parser(name, help=text + '; all prefixes when none is given')
+        cmd.add_argument('prefix', nargs='?')
+    sub.add_parser('status', help="show the daemon's view of every prefix (JSON)")
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.file if args.command == 'check-config' and args.file else args.config)
+    except ConfigError as exc:
+        print('anycast-healthcheck: invalid configuration: %s' % exc, file=sys.stderr)
+        return 2
+    if args.command == 'check-config':
+        print('configuration OK: %d prefix(es)' % len(config['prefixes']))
+        return 0
+    if args.command == 'withdraw-all':
+        text = render_state(read_text(config['withdrawn_file']), {s['prefix']: 0 for s in config['prefixes']})
+        atomic_write(config['state_file'], text)
+        try:
+            asyncio.run(bird_configure(config['bird_socket']))
+        except BirdError as exc:
+            # BIRD not running announces nothing anyway; its ExecStartPre keeps it so.
+            print('anycast-healthcheck: state file withdrawn; %s' % exc, file=sys.stderr)
+        return 0
+    if args.command in ('drain', 'undrain', 'status'):
+        prefix = getattr(args, 'prefix', None)
+        if prefix and '/' not in prefix:
+            prefix += '/32'
+        reply = control_request(config['control_socket'], {'command': args.command, 'prefix': prefix})
+        print(json.dumps(reply, indent=2))
+        return 0 if reply.get('ok') else 1
+    _use_pidfd_child_watcher()
+    asyncio.run(Daemon(config, args.config).run())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The daemon as a process: real sockets and signals; BIRD's control socket is a recording stand-in.
+
+The real BIRD, systemd unit and BGP peer are exercised by the Molecule scenario `healthcheck`.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+PREFIX = '10.250.0.10/32'
+OTHER = '10.250.0.11/32'
+
+
+class FakeBird:
+    """Answers `configure` like BIRD's CLI and records when it was asked."""
+
+    def __init__(self, path):
+        self.configures = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _addr = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(b'0001 BIRD 2.0.12 ready.\n')
+                if conn.makefile('rb').readline().strip() == b'configure':
+                    self.configures.append(time.monotonic())
+                    conn.sendall(b'0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n')
+
+
+class Backend:
+    """A TCP listener the check connects to; stop() makes connections fail (refused)."""
+
+    def __init__(self):
+        self.sock = None
+        self.port = None
+
+    def start(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(('127.0.0.1', self.port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(128)
+
+    def stop(self):
+        self.sock.close()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def setup(tmp_path, daemon_path):
+    backend = Backend()
+    backend.start()
+    bird = FakeBird(str(tmp_path / 'bird.ctl'))
+    (tmp_path / 'withdrawn.conf').write_text('define ANYCAST_10_250_0_10 = 0;\ndefine ANYCAST_10_250_0_11 = 0;\n')
+    (tmp_path / 'announce.conf').write_text('define ANYCAST_10_250_0_10 = 1;\n')  # stale: must be withdrawn at start
+    metrics_port = free_port()
+    timing = {'interval': 0.1, 'fast_interval': 0.02, 'timeout': 0.05, 'rise': 2, 'fall': 3, 'drain_withdraw_after': 0.6}
+    config = {
+        'bird_socket': str(tmp_path / 'bird.ctl'), 'state_file': str(tmp_path / 'announce.conf'),
+        'withdrawn_file': str(tmp_path / 'withdrawn.conf'), 'control_socket': str(tmp_path / 'control.sock'),
+        'drain_file': str(tmp_path / 'drain.json'), 'metrics_listen': '127.0.0.1:%d' % metrics_port,
+        'prefixes': [dict(prefix=PREFIX, checks=[{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}], **timing)],
+    }
+    config_path = tmp_path / 'config.json'
+    config_path.write_text(json.dumps(config))
+    log = open(tmp_path / 'daemon.log', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
+    proc = subprocess.Popen([sys.executable, str(daemon_path), '--config', str(config_path), 'run'],  # pylint: disable=consider-using-with
+                            stdout=log, stderr=subprocess.STDOUT)
+    ctx = {'tmp': tmp_path, 'proc': proc, 'log': log, 'backend': backend, 'bird': bird, 'config': config,
+           'config_path': config_path, 'metrics_port': metrics_port, 'daemon': daemon_path}
+    yield ctx
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def value(ctx, prefix=PREFIX):
+    name = 'ANYCAST_' + prefix.split('/')[0].replace('.', '_')
+    match = re.search(r'define %s = (\d+);' % name, (ctx['tmp'] / 'announce.conf').read_text())
+    return int(match.group(1)) if match else None
+
+
+def wait_value(ctx, wanted, timeout=5.0, prefix=PREFIX):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value(ctx, prefix) == wanted:
+            return time.monotonic()
+        time.sleep(0.005)
+    raise AssertionError('%s never reached %s; log:\n%s' % (prefix, wanted, (ctx['tmp'] / 'daemon.log').read_text()))
+
+
+def changes(ctx):
+    lines = (ctx['tmp'] / 'daemon.log').read_text().splitlines()
+    return [json.loads(line) for line in lines if '"state_change"' in line]
+
+
+def cli(ctx, *args):
+    return subprocess.run([sys.executable, str(ctx['daemon']), '--config', str(ctx['config_path'])] + list(args),
+                          capture_output=True, text=True, check=False, timeout=10)
+
+
+def test_lifecycle(setup):  # pylint: disable=redefined-outer-name,too-many-statements
+    ctx = setup
+    # Fail closed: the stale "announced" file is withdrawn before the first probe result.
+    wait_value(ctx, 0, timeout=2)
+    announced_at = wait_value(ctx, 1)
+    assert ctx['bird'].configures and ctx['bird'].configures[-1] - announced_at < 0.2, 'BIRD must be reconfigured at once'
+    first = changes(ctx)
+    assert [(c['old'], c['new'], c['reason']) for c in first] == [('withdrawn', 'announced', 'rise')]
+    assert first[0]['prefix'] == PREFIX and first[0]['checks'][0]['ok'] is True
+
+    # Backend down: withdrawn within fall x fast_interval + one interval (+ slack for a loaded CI machine).
+    ctx['backend'].stop()
+    stopped = time.monotonic()
+    withdrawn_at = wait_value(ctx, 0)
+    assert withdrawn_at - stopped < 0.1 + 3 * 0.02 + 0.05 + 0.3
+    last = changes(ctx)[-1]
+    assert (last['old'], last['new'], last['reason']) == ('announced', 'withdrawn', 'fall')
+    assert last['checks'][0]['ok'] is False
+
+    # Back: announced again after rise.
+    ctx['backend'].start()
+    wait_value(ctx, 1)
+
+    # Metrics endpoint on loopback.
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % ctx['metrics_port'], timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert 'anycast_healthcheck_announce_value{prefix="%s"} 1' % PREFIX in metrics
+    assert 'anycast_healthcheck_transitions_total{prefix="%s"} 3' % PREFIX in metrics
+    assert re.search(r'anycast_healthcheck_check_duration_seconds\{prefix="%s",check="tcp://127.0.0.1:\d+"\} [0-9.e-]+' % re.escape(PREFIX), metrics)
+
+    # Drain: prepended at once, withdrawn after drain_withdraw_after, restored by undrain.
+    result = cli(ctx, 'drain', '10.250.0.10')
+    assert result.returncode == 0, result.stderr
+    drained_at = wait_value(ctx, 4, timeout=0.5)
+    gone_at = wait_value(ctx, 0, timeout=2)
+    assert 0.5 <= gone_at - drained_at <= 1.0
+    assert json.loads((ctx['tmp'] / 'drain.json').read_text()).keys() == {PREFIX}
+    assert [c['reason'] for c in changes(ctx)[-2:]] == ['drain', 'drain-timeout']
+    result = cli(ctx, 'undrain')
+    assert result.returncode == 0, result.stderr
+    wait_value(ctx, 1, timeout=0.5)
+    assert cli(ctx, 'drain', '10.9.9.9/32').returncode == 1
+
+    # SIGHUP with one more prefix: the unchanged prefix keeps its state (no change logged).
+    count = len(changes(ctx))
+    config = dict(ctx['config'])
+    config['prefixes'] = config['prefixes'] + [dict(config['prefixes'][0], prefix=OTHER)]
+    ctx['config_path'].write_text(json.dumps(config))
+    ctx['proc'].send_signal(signal.SIGHUP)
+    wait_value(ctx, 1, prefix=OTHER)
+    assert value(ctx) == 1
+    assert [c['prefix'] for c in changes(ctx)[count:]] == [OTHER]
+
+    # An invalid configuration on SIGHUP is refused; the daemon keeps running as before.
+    ctx['config_path'].write_text(json.dumps({'prefixes': [{'prefix': PREFIX, 'checks': [], 'rise': 0}]}))
+    ctx['proc'].send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert ctx['proc'].poll() is None and value(ctx) == 1
+    assert '"reload_failed"' in (ctx['tmp'] / 'daemon.log').read_text()
+
+    # SIGTERM: everything withdrawn, one line per prefix, clean exit.
+    ctx['proc'].send_signal(signal.SIGTERM)
+    assert ctx['proc'].wait(timeout=5) == 0
+    assert value(ctx) == 0 and value(ctx, OTHER) == 0
+    assert sorted(c['prefix'] for c in changes(ctx) if c['reason'] == 'stop') == [PREFIX, OTHER]
+
+
+def test_withdraw_all_after_sigkill(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    wait_value(ctx, 1)
+    ctx['proc'].send_signal(signal.SIGKILL)
+    ctx['proc'].wait(timeout=5)
+    assert value(ctx) == 1, 'a killed process cannot clean up: that is what ExecStopPost is for'
+    result = cli(ctx, 'withdraw-all')
+    assert result.returncode == 0, result.stderr
+    assert value(ctx) == 0
+    assert os.stat(ctx['tmp'] / 'announce.conf').st_mode & 0o777 == 0o640
