@@ -157,7 +157,7 @@ class Lab:
         """Send `count` HTTP requests from the on-premises client; Counter of answer bodies ('failed' for errors)."""
         topo = self.topology()
         answers = collections.Counter()
-        for _ in range(count):
+        for _attempt in range(count):
             proc = topo.exec("client", ["curl", "-s", "-m", str(timeout), f"http://{address}:{port}/"])
             answers[proc.stdout.strip() if proc.returncode == 0 else "failed"] += 1
         return answers

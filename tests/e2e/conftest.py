@@ -146,13 +146,12 @@ class Azure:
         before = hub.allow_branch_to_branch_traffic
         hub.allow_branch_to_branch_traffic = enabled
         hubs.begin_create_or_update(region.resource_group, region.route_server, hub).result()
-        if not any(getattr(step, "b2b", None) == region.short for step in self.undo):
-            def restore():
-                current = hubs.get(region.resource_group, region.route_server)
-                current.allow_branch_to_branch_traffic = before
-                hubs.begin_create_or_update(region.resource_group, region.route_server, current).result()
-            restore.b2b = region.short
-            self.undo.append(restore)
+
+        def restore():
+            current = hubs.get(region.resource_group, region.route_server)
+            current.allow_branch_to_branch_traffic = before
+            hubs.begin_create_or_update(region.resource_group, region.route_server, current).result()
+        self.undo.append(restore)
 
     def set_ip_forwarding(self, region, nic_name, enabled):
         nics = self.client.network_interfaces

@@ -9,6 +9,7 @@ from anycast_lab.net import birdconf, plan, routers, routes
 
 WE, NE = plan.REGIONS
 HTTP_PORT = 8080
+TEST_ADDRESS = TEST_PREFIX.split("/", maxsplit=1)[0]
 
 
 def fabric_has_route(region, prefix=TEST_PREFIX):
@@ -53,10 +54,10 @@ def test_speakers_accept_only_peers_registered_through_arm(lab, azure, testvms, 
 def test_branch_to_branch_gates_nva_routes_toward_expressroute(lab, azure, testvms):  # pylint: disable=unused-argument
     azure.add_peer(WE, testvms["we"].peer_name, WE.testvm_ip, TEST_ASN)
     wait_for(lambda: fabric_has_route(WE), 15, "the Route Server did not learn the test prefix")
-    hold_for(lambda: onprem_route(), 3, "on-premises learned an NVA route while allowBranchToBranchTraffic is false")
+    hold_for(onprem_route, 3, "on-premises learned an NVA route while allowBranchToBranchTraffic is false")
 
     azure.set_branch_to_branch(WE, True)
-    wait_for(lambda: onprem_route(), 10, "on-premises did not learn the NVA route after branch-to-branch was enabled")
+    wait_for(onprem_route, 10, "on-premises did not learn the NVA route after branch-to-branch was enabled")
 
     azure.set_branch_to_branch(WE, False)
     wait_for(lambda: not onprem_route(), 10, "on-premises kept the NVA route after branch-to-branch was disabled")
@@ -91,7 +92,7 @@ def test_expressroute_strips_private_asns_and_ecmp_when_paths_tie(lab, azure, te
 def _serve_on_testvm(vm):
     """A web server on the test prefix inside the test VM (a service the tests own); returns the process."""
     # pylint: disable-next=consider-using-with  # stopped by the caller
-    return subprocess.Popen(["ip", "netns", "exec", vm.ns, "python3", "-m", "http.server", str(HTTP_PORT), "--bind", TEST_PREFIX.split("/")[0]],
+    return subprocess.Popen(["ip", "netns", "exec", vm.ns, "python3", "-m", "http.server", str(HTTP_PORT), "--bind", TEST_ADDRESS],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -99,17 +100,16 @@ def test_nic_without_ip_forwarding_drops_traffic_for_the_anycast_ip(lab, azure, 
     vm = testvms["we"]
     azure.add_peer(WE, vm.peer_name, WE.testvm_ip, TEST_ASN)
     azure.set_branch_to_branch(WE, True)
-    wait_for(lambda: onprem_route(), 15, "on-premises did not learn the test prefix")
+    wait_for(onprem_route, 15, "on-premises did not learn the test prefix")
     server = _serve_on_testvm(vm)
     try:
-        address = TEST_PREFIX.split("/")[0]
         # Seeded like a fresh VM: forwarding off, so the platform drops packets for an address the NIC does not own.
-        assert lab.requests(3, address=address, port=HTTP_PORT) == {"failed": 3}
+        assert lab.requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
         azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", True)
-        wait_for(lambda: lab.requests(1, address=address, port=HTTP_PORT)["failed"] == 0, 10, "traffic still dropped with IP forwarding on")
-        assert lab.requests(5, address=address, port=HTTP_PORT)["failed"] == 0
+        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "traffic still dropped with IP forwarding on")
+        assert lab.requests(5, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0
         azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", False)
-        wait_for(lambda: lab.requests(1, address=address, port=HTTP_PORT)["failed"] == 1, 10, "traffic still passes with IP forwarding off again")
+        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "traffic still passes with IP forwarding off again")
     finally:
         server.terminate()
         server.wait()
@@ -120,23 +120,22 @@ def test_spoke_routes_by_its_udr_no_snat_return_works_only_with_it(lab, azure, t
     azure.add_peer(WE, vm.peer_name, WE.testvm_ip, TEST_ASN)
     azure.set_branch_to_branch(WE, True)
     azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", True)
-    wait_for(lambda: onprem_route(), 15, "on-premises did not learn the test prefix")
-    address = TEST_PREFIX.split("/")[0]
+    wait_for(onprem_route, 15, "on-premises did not learn the test prefix")
     # The test VM DNATs to the westeurope backend without SNAT, as an NVA in no-SNAT mode does.
     nat = (f"table ip anl_test {{\n chain pre {{\n  type nat hook prerouting priority -100;\n"
-           f"  ip daddr {address} tcp dport {HTTP_PORT} dnat to {WE.backend_ip}:{plan.BACKEND_PORT}\n }}\n}}\n")
+           f"  ip daddr {TEST_ADDRESS} tcp dport {HTTP_PORT} dnat to {WE.backend_ip}:{plan.BACKEND_PORT}\n }}\n}}\n")
     subprocess.run(["ip", "netns", "exec", vm.ns, "nft", "-f", "-"], input=nat, text=True, check=True)
     subprocess.run(["ip", "netns", "exec", vm.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
     try:
         # Without a UDR the backend answers the client directly (source 10.11.1.4): the client drops it.
-        assert lab.requests(3, address=address, port=HTTP_PORT) == {"failed": 3}
+        assert lab.requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
         azure.associate_route_table(WE, WE.spoke_vnet, "snet-app", "rt-test-return",
                                     [("onprem", plan.ONPREM_PREFIX, "VirtualAppliance", WE.testvm_ip)])
-        wait_for(lambda: lab.requests(1, address=address, port=HTTP_PORT)["failed"] == 0, 10, "no-SNAT return traffic fails with the UDR")
-        assert lab.requests(5, address=address, port=HTTP_PORT) == {f"{WE.name} {WE.short}-app": 5}
+        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "no-SNAT return traffic fails with the UDR")
+        assert lab.requests(5, address=TEST_ADDRESS, port=HTTP_PORT) == {f"{WE.name} {WE.short}-app": 5}
         # Dissociate (the table stays): the subnet is back on system routes and the return path breaks again.
         azure.set_subnet_route_table(WE, WE.spoke_vnet, "snet-app", None)
-        wait_for(lambda: lab.requests(1, address=address, port=HTTP_PORT)["failed"] == 1, 10, "return traffic still works without the UDR")
+        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "return traffic still works without the UDR")
     finally:
         subprocess.run(["ip", "netns", "exec", vm.ns, "nft", "delete", "table", "ip", "anl_test"], check=False)
 

@@ -128,6 +128,7 @@ REGIONS = [
     Region("northeurope", "ne", 20, "192.168.20.0/29", "192.168.120.0/30"),
 ]
 
+
 def ns(node):
     """Namespace of a lab node."""
     return f"{PREFIX}.{node}"

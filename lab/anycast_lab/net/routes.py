@@ -22,7 +22,7 @@ def parse_routes(text):
             current = {"network": network, "proto": match.group("proto"), "as_path": [], "origin": None, "source": None}
             routes.append(current)
         elif current is not None:
-            key, _, value = line.strip().partition(":")
+            key, _sep, value = line.strip().partition(":")
             value = value.strip()
             if key == "Type":
                 current["source"] = value.split()[0]
