@@ -15,9 +15,10 @@ from ansible_collections.anycast.nva.plugins.module_utils.validation import asn,
 from ansible_collections.anycast.nva.plugins.module_utils.vnet import address_prefixes, vnet_of_subnet
 
 MAX_PEERS = 8
-# A peer's address is its BGP session's identity: a new address is a new peer, so a change
-# of peer_ip deletes and re-creates the connection. The ASN changes in place.
-REPLACE_ON = ("peer_ip",)
+# Azure refuses to change peerIp or peerAsn of an existing BGP connection (PropertyChangeNotAllowed):
+# a change of either deletes and re-creates the peer. Nothing else of a peer is managed here, so an
+# in-place PUT only happens to finish a peer whose provisioning did not succeed.
+REPLACE_ON = ("peer_ip", "peer_asn")
 
 
 def _view(facts):

@@ -13,8 +13,9 @@ short_description: Register an NVA as a BGP peer of an Azure Route Server
 version_added: 0.1.0
 description:
   - Ensures one BGP peer (ARM C(virtualHubs/{hub}/bgpConnections/{name})) of a Route Server is present or absent.
-  - A new O(peer_asn) is changed in place. A new O(peer_ip) is a new BGP neighbour, so the peer is deleted and
-    re-created; the result says so (RV(replaced=true)) and the diff shows both addresses.
+  - Azure does not change the address or ASN of an existing peer in place (C(PropertyChangeNotAllowed)); when O(peer_ip)
+    or O(peer_asn) differ, the peer is deleted and re-created. The result says so (RV(replaced=true)) and the diff shows
+    the old and the new values.
   - Before any write it refuses an ASN Azure reserves (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
     65535-65551) or one outside 1-4294967295, a ninth peer (Azure allows 8), and a peer address outside the Route Server's VNet.
   - Azure refuses writes to a hub while another one runs (409 C(AnotherOperationInProgress)) and peer writes while the hub's
@@ -104,7 +105,7 @@ peer:
       description: ARM provisioning state.
       type: str
 replaced:
-  description: Whether the peer was deleted and re-created (its address changed).
+  description: Whether the peer was deleted and re-created (its address or ASN changed).
   returned: always
   type: bool
 changed_keys:
