@@ -2,6 +2,8 @@
 import base64
 import json
 
+import time
+
 import pytest
 import requests
 from azure.core.exceptions import ClientAuthenticationError
@@ -95,10 +97,11 @@ def test_a_second_independent_client_plain_requests(arm_emulator):
     assert answer.status_code == 201
     assert answer.json()["properties"]["provisioningState"] == "Updating"
     status_url = answer.headers["Azure-AsyncOperation"]
-    for _ in range(100):
+    for _poll in range(100):
         status = session.get(status_url, verify=arm_emulator.ca_bundle, timeout=10).json()["status"]
         if status != "InProgress":
             break
+        time.sleep(0.05)
     assert status == "Succeeded"
     table = session.get(url, verify=arm_emulator.ca_bundle, timeout=10).json()
     assert table["properties"]["provisioningState"] == "Succeeded"

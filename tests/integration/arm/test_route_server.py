@@ -152,7 +152,7 @@ def test_parallel_clients_with_retry_all_succeed(arm_emulator, route_server):
     """Four clients registering four peers at once: 409s happen, a retry loop gets everyone through."""
     def register(index):
         client = arm_emulator.network_client()
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 return client.virtual_hub_bgp_connection.begin_create_or_update(
                     RG, route_server, f"nva{index}", {"properties": {"peerIp": f"10.10.2.{4 + index}", "peerAsn": 65001}}).result().name
