@@ -1,7 +1,6 @@
 """Entra ID emulation: azure-identity credentials work unchanged; ARM refuses requests without a valid token."""
 import base64
 import json
-
 import time
 
 import pytest
