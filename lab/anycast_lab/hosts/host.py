@@ -45,6 +45,22 @@ def overlay_mounts(prefix):
     return found
 
 
+def nspawn_pids(prefix):
+    """systemd-nspawn processes of one topology, found by their --machine=PREFIX.NAME (when pid files are lost)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if args and os.path.basename(args[0]) == b"systemd-nspawn" and any(a.startswith(f"--machine={prefix}.".encode()) for a in args):
+            found.append(int(entry))
+    return found
+
+
 def unmount(target):
     """Unmount, falling back to a lazy unmount when something still holds the tree."""
     if run(["umount", target], check=False).returncode != 0:

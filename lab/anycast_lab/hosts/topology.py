@@ -13,6 +13,7 @@ State dir layout (everything a run needs to find its pieces again, also after a 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +21,8 @@ import time
 import yaml
 
 from . import image, net, spec as spec_mod
-from .host import Host, ensure_key, overlay_mounts, unmount
-from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background
+from .host import Host, ensure_key, nspawn_pids, overlay_mounts, unmount
+from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background, wait_gone
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../lab, for PYTHONPATH
 MGMT_ALIAS = "anycast-lab mgmt"
@@ -274,6 +275,12 @@ def teardown(prefix, state_dir=None, mgmt_bridge=None):
     hosts_dir = os.path.join(state_dir, "hosts") if state_dir else None
     for name in sorted(os.listdir(hosts_dir)) if hosts_dir and os.path.isdir(hosts_dir) else []:
         Host(prefix, name, None, state_dir, None).stop()
+    # Hosts whose pid files are gone (crash, lost state dir): SIGTERM still halts them cleanly.
+    for pid in nspawn_pids(prefix):
+        os.kill(pid, signal.SIGTERM)
+    for pid in nspawn_pids(prefix):
+        if not wait_gone(pid, 20.0):
+            os.kill(pid, signal.SIGKILL)
     for ns in net.list_netns(prefix):
         net.kill_netns_processes(ns)
     for _, target in overlay_mounts(prefix):

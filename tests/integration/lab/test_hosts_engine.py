@@ -1,0 +1,131 @@
+"""The lab engine against the real machine: namespaces, nspawn hosts with systemd and SSH, services, cleanup."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from anycast_lab.hosts import LabError, Topology, spec as spec_mod
+from anycast_lab.hosts import net
+
+from lab_helpers import NOTHING, PREFIX, leftovers, spec_data
+
+LAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "lab")
+
+
+def make(state_dir, data):
+    return Topology(spec_mod.parse(data), state_dir)
+
+
+def test_up_gives_a_working_host_and_peer(state_dir, bird_config):
+    topo = make(state_dir, spec_data(bird_config=bird_config))
+    topo.up()
+
+    assert topo.exec("h1", ["systemctl", "is-system-running", "--wait"], timeout=60).stdout.strip() == "running"
+    assert topo.exec("h1", ["hostname"]).stdout.strip() == "h1"
+    assert topo.exec("h1", ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    # Capabilities: nft and conntrack need CAP_NET_ADMIN inside the container.
+    topo.exec("h1", ["nft", "add", "table", "inet", "pytest"], check=True)
+    topo.exec("h1", ["conntrack", "-L"], check=True)
+    # Segment: both directions, and the peer's HTTP service.
+    topo.exec("h1", ["ping", "-c", "1", "-W", "2", "10.10.2.10"], check=True)
+    topo.exec("peer", ["ping", "-c", "1", "-W", "2", "10.10.2.4"], check=True)
+    assert topo.exec("h1", ["curl", "-sS", "http://10.10.2.10:8080/"], check=True).stdout == "peer says hi\n"
+    # The peer's BIRD answers on its own control socket.
+    birdc = subprocess.run(["birdc", "-s", topo.bird_socket("peer", "rs"), "show", "status"], capture_output=True, text=True, check=True)
+    assert "Router ID is 10.10.2.10" in birdc.stdout
+    # Routes and loopback addresses of the spec are in place.
+    assert "10.99.0.0/16 via 10.10.2.4" in topo.exec("peer", ["ip", "route"], check=True).stdout
+    assert "10.250.0.10/32" in topo.exec("peer", ["ip", "-4", "addr", "show", "lo"], check=True).stdout
+
+    # The inventory reaches the host with plain ansible.
+    ping = subprocess.run(["ansible", "-i", topo.inventory_path, "nva", "-m", "ansible.builtin.ping"], capture_output=True, text=True, check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    topo.down()
+
+
+def test_http_service_can_be_failed_and_restored(state_dir):
+    topo = make(state_dir, spec_data())
+    topo.up()
+    url = ["curl", "-sS", "--max-time", "3", "http://10.10.2.10:8080/"]
+    assert topo.exec("h1", url).returncode == 0
+    assert topo.service_stop("peer", "web") is True
+    assert not topo.service_running("peer", "web")
+    assert topo.exec("h1", url).returncode != 0
+    topo.service_start("peer", "web")
+    assert topo.exec("h1", url, check=True).stdout == "peer says hi\n"
+    topo.down()
+
+
+def test_up_down_up_is_clean(state_dir):
+    topo = make(state_dir, spec_data())
+    topo.up()
+    topo.up()  # idempotent: nothing breaks, host keeps running
+    topo.exec("h1", ["touch", "/root/from-first-life"], check=True)
+    topo.down()
+    assert leftovers() == NOTHING
+    assert not os.path.exists(os.path.join(state_dir, "hosts"))
+    assert net.root_veth_name(PREFIX, "h1") not in net.bridge_ports("anm-mgmt") if net.link_exists(None, "anm-mgmt") else True
+
+    topo.up()
+    # A fresh host: the overlay of the first life is gone.
+    assert topo.exec("h1", ["test", "-e", "/root/from-first-life"]).returncode == 1
+    assert topo.exec("h1", ["systemctl", "is-system-running", "--wait"], timeout=60).stdout.strip() == "running"
+    topo.down()
+    assert leftovers() == NOTHING
+
+
+def test_down_cleans_up_after_a_crashed_up(state_dir):
+    """Kill `up` while the host boots, lose the pid files, then `down --prefix` finds everything by name."""
+    spec_file = os.path.join(state_dir, "topology.yml")
+    with open(spec_file, "w", encoding="utf-8") as f:
+        json.dump(spec_data(), f)
+    env = dict(os.environ, PYTHONPATH=LAB)
+    # pylint: disable-next=consider-using-with
+    up = subprocess.Popen([sys.executable, "-m", "anycast_lab.hosts", "up", spec_file, "--state", state_dir], env=env, start_new_session=True)
+    deadline = time.monotonic() + 180  # includes building the image when it is missing
+    while not leftovers()["nspawn"]:
+        assert up.poll() is None, "up ended before the host started booting"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(up.pid, signal.SIGKILL)
+    up.wait()
+    before = leftovers()
+    assert before["netns"] and before["overlays"] and before["nspawn"] and before["root_links"]
+    os.unlink(os.path.join(state_dir, "hosts", "h1", "nspawn.pid"))
+
+    down = subprocess.run([sys.executable, "-m", "anycast_lab.hosts", "down", "--prefix", PREFIX], env=env, capture_output=True, text=True, check=False)
+    assert down.returncode == 0, down.stderr
+    assert leftovers() == NOTHING
+    # The state dir's own down still works afterwards (nothing left to do).
+    Topology.from_state(state_dir).down()
+
+
+def test_refuses_a_mgmt_range_that_overlaps_a_root_route(state_dir):
+    """The machine's own connected route (eth0's subnet) must never get a lab address on top of it."""
+    routes = json.loads(subprocess.run(["ip", "-j", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout)
+    connected = next(r["dst"] for r in routes if r.get("dst") not in ("default", None) and "/" in r["dst"])
+    host_part = connected.split("/")[0].rsplit(".", 1)[0]
+    data = spec_data()
+    data["mgmt"] = {"bridge": "anm-overlap", "address": f"{host_part}.250/{connected.split('/')[1]}"}
+    data["nodes"][0]["mgmt_ip"] = f"{host_part}.251"
+    topo = make(state_dir, data)
+    with pytest.raises(LabError, match=r"mgmt\.address .*overlaps the root namespace's route"):
+        topo.up()
+    assert not net.link_exists(None, "anm-overlap")
+    assert leftovers() == NOTHING
+
+
+def test_refuses_a_mgmt_ip_used_by_another_topology(state_dir, tmp_path):
+    first = make(state_dir, spec_data())
+    first.up()
+    second = make(str(tmp_path), spec_data(prefix="anm-pytest2"))
+    with pytest.raises(LabError, match=r"nodes \(h1\)\.mgmt_ip: 198\.18\.1\.90 is already used by anm-pytest\.h1"):
+        second.up()
+    assert leftovers("anm-pytest2") == NOTHING
+    # The first topology is untouched.
+    assert first.exec("h1", ["true"]).returncode == 0
+    first.down()
