@@ -156,6 +156,10 @@ class EmulatorProcess:  # pylint: disable=too-many-public-methods
         body = {key: value for key, value in (("learned", learned), ("advertised", advertised)) if value is not None}
         return self.admin("PUT", f"routes/{hub}/{connection}", body)
 
+    def wait_hooks(self):
+        """Block until every queued --on-change-cmd run has finished."""
+        self.admin("POST", "hooks/wait")
+
     def requests(self):
         """ARM and Entra ID requests since the last reset/clear (admin calls are not logged)."""
         return self.admin("GET", "requests")

@@ -23,6 +23,7 @@ from .identity import check_bearer
 
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 ROUTE_ROLES = ("RouteServiceRole_IN_0", "RouteServiceRole_IN_1")
+PEER_STATES = ("Unknown", "Connecting", "Connected", "NotConnected")  # HubBgpConnectionStatus
 
 
 class Response:  # pylint: disable=too-few-public-methods
@@ -406,7 +407,11 @@ class Service:  # pylint: disable=too-many-public-methods
         if not self.settings.peer_state_cmd:
             return "Connected"
         out = self._run_cmd(self.settings.peer_state_cmd, [ref.names[0], ref.names[1], conn["properties"]["peerIp"]])
-        return out.strip() if out is not None and out.strip() else "Connecting"
+        state = (out or "").strip()
+        if state not in PEER_STATES:
+            print(f"arm emulator: --peer-state-cmd printed {state!r}, not one of {PEER_STATES}", flush=True)
+            return "Unknown"
+        return state
 
     def connection_state(self, conn):
         """connectionState for a GET: live from --peer-state-cmd when set, else the stored one."""
