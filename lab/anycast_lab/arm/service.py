@@ -315,10 +315,18 @@ class Service:  # pylint: disable=too-many-public-methods
               "done_at": self.clock() + self.settings.op_seconds, "fault": fault, "result": None, "error": None}
         if extra:
             op.update(extra)
+        self._prune_operations()
         self.store.data["operations"][op_id] = op
         self.store.save()
         self._schedule(op)
         return op
+
+    def _prune_operations(self, keep=200):
+        """Forget the oldest finished operations so the state file stays small (Azure forgets them too)."""
+        ops = self.store.data["operations"]
+        finished = sorted((op for op in ops.values() if op["status"] != "InProgress"), key=lambda op: op["started"])
+        for op in finished[:max(0, len(finished) - keep)]:
+            del ops[op["id"]]
 
     def _schedule(self, op):
         timer = threading.Timer(max(0.0, op["done_at"] - self.clock()), self._complete, args=(op["id"],))
