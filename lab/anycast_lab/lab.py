@@ -8,6 +8,7 @@ import collections
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
 
@@ -128,11 +129,13 @@ class Lab:
         else:
             teardown(plan.PREFIX, self.base, labspec.MGMT_BRIDGE)
         stop_background(self.pid_file)
-        # The next `up` starts from a fresh Azure: no peers, forwarding off, branch-to-branch off.
-        for name in ("state.json", "requests.log"):
-            path = os.path.join(self.arm_dir, name)
+        # The next `up` starts from a fresh Azure (no peers, forwarding off, branch-to-branch off) and fresh configs.
+        # Kept: the emulator's CA (tls/), the SSH key and the logs.
+        for path in (self.state_file, os.path.join(self.arm_dir, "requests.log"), self.spec_file, os.path.join(self.base, "sync.lock")):
             if os.path.exists(path):
                 os.unlink(path)
+        for sub in ("bird", "fabric"):
+            shutil.rmtree(os.path.join(self.base, sub), ignore_errors=True)
         log(f"lab down in {time.monotonic() - started:.1f} s")
 
     # -- looking at it ------------------------------------------------------------------------------------------
