@@ -35,13 +35,13 @@ def ssh_argv(key, address, argv):
 
 
 def overlay_mounts(prefix):
-    """(source, mountpoint) of the overlays of one topology, found by the source name we give them."""
+    """Mount points of the overlays of one topology, found by the source name we give them (PREFIX.NAME)."""
     found = []
     with open("/proc/self/mounts", encoding="utf-8") as f:
         for line in f:
             source, target, fstype = line.split()[:3]
             if fstype == "overlay" and source.startswith(prefix + "."):
-                found.append((source, target.replace("\\040", " ")))
+                found.append(target.replace("\\040", " "))
     return found
 
 
@@ -86,7 +86,7 @@ class Host:
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
     def mounted(self):
-        return any(target == self.root for _, target in overlay_mounts(self.prefix))
+        return self.root in overlay_mounts(self.prefix)
 
     def mount(self):
         """Mount the overlay (idempotent) and write the host's identity into its upper layer."""

@@ -283,7 +283,7 @@ def teardown(prefix, state_dir=None, mgmt_bridge=None):
             os.kill(pid, signal.SIGKILL)
     for ns in net.list_netns(prefix):
         net.kill_netns_processes(ns)
-    for _, target in overlay_mounts(prefix):
+    for target in overlay_mounts(prefix):
         unmount(target)
     with machine_lock():
         for ns in net.list_netns(prefix):
