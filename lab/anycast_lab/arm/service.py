@@ -441,7 +441,8 @@ class Service:  # pylint: disable=too-many-public-methods
                 body["error"] = op["error"]
             return Response(200, body)
         if op["status"] == "Failed":
-            return Response(500 if op["kind"] == "routes" else 400, {"error": op["error"]})
+            # The Location of a failed operation answers with its error; 500 (retried by clients) only for internal errors.
+            return Response(500 if op["error"]["code"] == "InternalServerError" else 400, {"error": op["error"]})
         if op["kind"] == "routes":
             return Response(200, op["result"])
         return Response(204)

@@ -108,7 +108,7 @@ def test_routes_cmd_failure_fails_the_operation(arm_emulator_factory):
     emu = arm_emulator_factory(extra_args=["--routes-cmd", "false"])
     emu.seed(route_server_topology(peers=[{"name": "nva1", "peer_ip": "10.10.2.4", "peer_asn": 65001}]))
     with pytest.raises(HttpResponseError, match="route source command failed"):
-        emu.network_client().virtual_hub_bgp_connections.begin_list_advertised_routes(RG, "rs-weu", "nva1").result()
+        emu.network_client(retry_total=1, retry_backoff_factor=0.05).virtual_hub_bgp_connections.begin_list_advertised_routes(RG, "rs-weu", "nva1").result()
 
 
 def test_settings_change_timings(arm_emulator, net):
