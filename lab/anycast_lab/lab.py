@@ -12,8 +12,6 @@ import shutil
 import sys
 import time
 
-import yaml
-
 from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
 from .hosts.util import LabError, log, run, running_pid, start_background, stop_background
@@ -92,11 +90,8 @@ class Lab:
         timings["emulator"] = time.monotonic() - step
 
         step = time.monotonic()
-        for name, text in routers.fixed_configs().items():
-            routers.write_config(name, text, self.base)
+        labspec.write(self.base)
         sync.apply(self.state_file, self.base, fabric_too=False)
-        with open(self.spec_file, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(labspec.spec(), handle, sort_keys=False)
         log("topology: namespaces, segments, NVA hosts and services")
         Topology.from_file(self.spec_file, self.base).up()
         timings["topology"] = time.monotonic() - step
@@ -131,7 +126,8 @@ class Lab:
         stop_background(self.pid_file)
         # The next `up` starts from a fresh Azure (no peers, forwarding off, branch-to-branch off) and fresh configs.
         # Kept: the emulator's CA (tls/), the SSH key and the logs.
-        for path in (self.state_file, os.path.join(self.arm_dir, "requests.log"), self.spec_file, os.path.join(self.base, "sync.lock")):
+        for path in (self.state_file, os.path.join(self.arm_dir, "requests.log"), self.spec_file, os.path.join(self.base, "seed.json"),
+                     os.path.join(self.base, "sync.lock")):
             if os.path.exists(path):
                 os.unlink(path)
         for sub in ("bird", "fabric"):

@@ -3,6 +3,7 @@
   python -m anycast_lab.net sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
   python -m anycast_lab.net routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
   python -m anycast_lab.net peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
+  python -m anycast_lab.net render DIR                     (write the topology spec, the ARM seed and the fixed BIRD configs)
   python -m anycast_lab.net birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
 """
 import argparse
@@ -11,7 +12,16 @@ import os
 import sys
 
 from ..hosts.util import LabError
-from . import routers, routes, sync
+from . import birdconf, labspec, plan, routers, routes, sync
+
+
+def render(directory):
+    """What `up` generates, for reading: the spec, the seed and the BIRD configs (speakers as before any peer registers)."""
+    labspec.write(directory)
+    for region in plan.REGIONS:
+        for instance in (0, 1):
+            routers.write_config(routers.speaker_name(region, instance), birdconf.speaker(region, instance, [], False), directory)
+    print(directory)
 
 
 def main(argv=None):
@@ -29,6 +39,8 @@ def main(argv=None):
     p.add_argument("hub")
     p.add_argument("connection")
     p.add_argument("peer_ip")
+    p = sub.add_parser("render", help="write lab.yml (topology spec), seed.json (ARM seed) and bird/*.conf into DIR, to read them")
+    p.add_argument("dir")
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
     p.add_argument("router", choices=routers.names())
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -41,6 +53,8 @@ def main(argv=None):
             print("applied: " + (", ".join(changed) if changed else "nothing changed"), file=sys.stderr)
         elif args.command == "routes":
             print(json.dumps(routes.peer_routes(args.hub, args.peer_ip, args.kind)))
+        elif args.command == "render":
+            render(args.dir)
         elif args.command == "peer-state":
             print(routes.peer_state(args.hub, args.peer_ip))
         else:

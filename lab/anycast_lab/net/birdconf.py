@@ -80,7 +80,8 @@ def edge():
             lines.append(f"protocol bgp rs_{reg.short}{instance} {{ local {reg.er_addr('edge')} as {plan.ER_ASN}; "
                          f"neighbor {reg.er_addr(instance)} as {plan.RS_ASN}; {FAST_CONNECT} ipv4 {{ table {table}; import all; export filter to_azure; }}; }}")
         lines.append(f"protocol bgp op_{reg.short} {{ local {reg.onprem_addr('edge')} as {plan.ER_ASN}; "
-                     f"neighbor {reg.onprem_addr('onprem')} as {plan.ONPREM_ASN}; {FAST_CONNECT} ipv4 {{ table {table}; import all; export filter to_onprem; }}; }}")
+                     f"neighbor {reg.onprem_addr('onprem')} as {plan.ONPREM_ASN}; {FAST_CONNECT} "
+                     f"ipv4 {{ table {table}; import all; export filter to_onprem; }}; }}")
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,10 @@ Both are derived from plan.py, so an address is written once. Every NIC gets an 
 between the VM and the region's fabric (Azure has no shared L2: each NIC talks to the platform only).
 """
 import ipaddress
+import json
+import os
+
+import yaml
 
 from . import plan, routers
 
@@ -116,3 +120,14 @@ def seed():
         data["route_servers"].append({"resource_group": group, "name": region.route_server, "vnet": region.hub_vnet,
                                       "allow_branch_to_branch": False, "routing_ready": True})
     return data
+
+
+def write(directory):
+    """Write the topology spec (lab.yml), the seed (seed.json) and the fixed BIRD configs into `directory`."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "lab.yml"), "w", encoding="utf-8") as handle:
+        yaml.safe_dump(spec(), handle, sort_keys=False)
+    with open(os.path.join(directory, "seed.json"), "w", encoding="utf-8") as handle:
+        json.dump(seed(), handle, indent=1)
+    for name, text in routers.fixed_configs().items():
+        routers.write_config(name, text, directory)

@@ -7,6 +7,7 @@ only what changed: `birdc configure`, one nftables transaction, one `ip -batch` 
 import fcntl
 import os
 
+from ..hosts import net
 from ..hosts.util import run
 from . import birdconf, fabric, plan, routers
 from .armview import ArmView
@@ -54,7 +55,8 @@ def apply(state_path, base=None, force=False, fabric_too=True):
                 if routers.write_config(name, birdconf.speaker(region, instance, peers, b2b), base) or force:
                     routers.configure(name, base)
                     changed.append(name)
-            if not fabric_too:
+            # Before `up` made the namespaces (the seed's own change) there is no fabric to program yet.
+            if not fabric_too or not net.netns_exists(region.fabric_ns):
                 continue
             if _apply_file(os.path.join(base, "fabric", f"{region.short}.nft"), fabric.nft_rules(region, view),
                            ["ip", "netns", "exec", region.fabric_ns, "nft", "-f"], force):
