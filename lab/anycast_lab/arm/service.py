@@ -350,6 +350,8 @@ class Service:  # pylint: disable=too-many-public-methods
             result, error = self._compute_routes(op)
         with self.store.lock:
             self._timers.pop(op_id, None)
+            if self.store.data["operations"].get(op_id) is not op:
+                return  # the state was reset meanwhile
             failed = op.get("fault") is not None
             if failed:
                 fault = op["fault"]

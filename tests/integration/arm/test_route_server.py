@@ -215,3 +215,15 @@ def test_delete_hub_removes_its_children(arm_emulator, net, route_server):
         net.virtual_hub_bgp_connection.get(RG, route_server, "nva1")
     assert caught.value.error.code == "ParentResourceNotFound"
     assert not [rid for rid in arm_emulator.state()["resources"] if "/virtualHubs/" in rid]
+
+
+def test_deleting_the_ip_configuration_removes_the_router_ips(net, route_server):
+    net.virtual_hub_ip_configuration.begin_delete(RG, route_server, "ipconfig1").result()
+    hub = net.virtual_hubs.get(RG, route_server)
+    assert hub.virtual_router_ips == [] and hub.ip_configurations == [] and hub.routing_state == "None"
+
+
+def test_tags_patch(net, route_server):
+    hub = net.virtual_hubs.update_tags(RG, route_server, {"tags": {"owner": "netops"}})
+    assert hub.tags == {"owner": "netops"}
+    assert net.virtual_hubs.get(RG, route_server).tags == {"owner": "netops"}

@@ -118,3 +118,13 @@ def test_settings_change_timings(arm_emulator, net):
     assert 1.0 <= time.monotonic() - started < 3.0
     with pytest.raises(EmulatorError, match="op_seconds"):
         arm_emulator.settings(op_seconds=-1)
+
+
+def test_seed_raw_arm_bodies(arm_emulator):
+    body = {"location": "westeurope", "properties": {"disableBgpRoutePropagation": True, "routes": [
+        {"name": "r1", "properties": {"addressPrefix": "10.250.0.10/32", "nextHopType": "VirtualAppliance", "nextHopIpAddress": "10.10.2.5"}}]}}
+    arm_emulator.seed({"resources": [{"id": arm_emulator.rid("routeTables/rt-raw"), "body": body}]})
+    table = arm_emulator.network_client().route_tables.get(RG, "rt-raw")
+    assert table.disable_bgp_route_propagation is True and table.routes[0].next_hop_ip_address == "10.10.2.5"
+    assert table.provisioning_state == "Succeeded"
+    assert arm_emulator.writes() == 0  # seeding is not an ARM write
