@@ -61,6 +61,24 @@ def nspawn_pids(prefix):
     return found
 
 
+def halt(pids, timeout=20.0):
+    """SIGTERM nspawn leaders (their containers halt cleanly, in parallel), SIGKILL those still there after timeout."""
+    for pid in pids:
+        _kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
+            log(f"systemd-nspawn {pid}: no clean shutdown in {timeout:.0f} s, killing it")
+            _kill(pid, signal.SIGKILL)
+
+
+def _kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def unmount(target):
     """Unmount, falling back to a lazy unmount when something still holds the tree."""
     if run(["umount", target], check=False).returncode != 0:
@@ -114,13 +132,13 @@ class Host:
     def running(self):
         return running_pid(self.pidfile) is not None
 
-    def boot(self, timeout=60.0):
-        """Boot the container in the background and wait until SSH lets us in; returns seconds from start to SSH."""
+    def start(self):
+        """Start booting the container in the background (no-op when it runs); returns the monotonic start time."""
+        started = time.monotonic()
         if self.running():
-            return 0.0
+            return started
         if not net.netns_exists(self.netns):
             raise LabError(f"host {self.name}: network namespace {self.netns} is missing (run up, not boot)")
-        started = time.monotonic()
         if os.path.exists(self.console_log):
             os.unlink(self.console_log)
         argv = ["systemd-nspawn", "--boot", "--quiet", "--register=no", "--keep-unit",
@@ -132,10 +150,15 @@ class Host:
         # "network": /proc/sys/net writable (per-namespace sysctls like ip_forward), the rest of /proc/sys read-only.
         env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
         start_background(argv, self.pidfile, self.console_log, env=env)
-        self._wait_ssh(started + timeout)
+        return started
+
+    def boot(self, timeout=60.0):
+        """Boot and wait until SSH lets us in; returns seconds from start to SSH."""
+        started = self.start()
+        self.wait_ssh(started + timeout)
         return time.monotonic() - started
 
-    def _wait_ssh(self, deadline):
+    def wait_ssh(self, deadline):
         """Poll for the SSH banner, then prove key login works; fail early (with the console tail) if nspawn died."""
         while True:
             if not self.running():
@@ -159,9 +182,7 @@ class Host:
         """Orderly shutdown (SIGTERM to nspawn halts the container's systemd), then kill whatever is left."""
         pid = running_pid(self.pidfile)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            if not wait_gone(pid, timeout):
-                log(f"host {self.name}: no clean shutdown in {timeout:.0f} s, killing it")
+            halt([pid], timeout)
         stop_background(self.pidfile, sig=signal.SIGKILL, timeout=5.0)
         net.kill_netns_processes(self.netns)
 

@@ -5,6 +5,7 @@ the roles install (the hosts have no route to a package mirror) and must boot cl
 systemd-nspawn with the network configured from outside.
 """
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -64,13 +65,34 @@ def image_path(cache_dir=DEFAULT_CACHE):
 def ensure_image(cache_dir=DEFAULT_CACHE, rebuild=False):
     """Return the path of a complete root image, building it first when it is missing."""
     final = image_path(cache_dir)
-    if os.path.isfile(os.path.join(final, ".anycast-lab-complete")) and not rebuild:
+    if _complete(final) and not rebuild:
         return final
     for tool in ("debootstrap", "systemd-nspawn"):
         if shutil.which(tool) is None:
             raise LabError(f"{tool} is not installed: run `make deps` (.ci/install-system-deps)")
     os.makedirs(cache_dir, exist_ok=True)
-    # Build beside the final path and rename at the end: an interrupted build is never mistaken for a good one.
+    # One builder at a time; whoever waited finds the image the other one built.
+    with open(os.path.join(cache_dir, ".build.lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _complete(final) and not rebuild:
+            return final
+        if rebuild and _in_use(final):
+            raise LabError(f"--rebuild: {final} is the lower layer of running hosts; take their topologies down first")
+        _build(final)
+    return final
+
+
+def _complete(path):
+    return os.path.isfile(os.path.join(path, ".anycast-lab-complete"))
+
+
+def _in_use(path):
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        return any(f"lowerdir={path}," in line or f"lowerdir={path} " in line for line in f)
+
+
+def _build(final):
+    """debootstrap + prepare into a temporary dir, then rename: an interrupted build is never mistaken for a good one."""
     tmp = f"{final}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     started = time.monotonic()
@@ -85,9 +107,7 @@ def ensure_image(cache_dir=DEFAULT_CACHE, rebuild=False):
     if os.path.exists(final):
         shutil.rmtree(final)
     os.rename(tmp, final)
-    elapsed = time.monotonic() - started
-    log(f"root image ready in {elapsed:.1f} s: {final} ({_size_mb(final)} MB)")
-    return final
+    log(f"root image ready in {time.monotonic() - started:.1f} s: {final} ({_size_mb(final)} MB)")
 
 
 def prepare(root):

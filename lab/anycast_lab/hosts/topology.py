@@ -13,7 +13,6 @@ State dir layout (everything a run needs to find its pieces again, also after a 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,8 +20,8 @@ import time
 import yaml
 
 from . import image, net, spec as spec_mod
-from .host import Host, ensure_key, nspawn_pids, overlay_mounts, unmount
-from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background, wait_gone
+from .host import Host, ensure_key, halt, nspawn_pids, overlay_mounts, unmount
+from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../lab, for PYTHONPATH
 MGMT_ALIAS = "anycast-lab mgmt"
@@ -77,22 +76,27 @@ class Topology:
         """Create everything in the spec (idempotent: what exists is kept) and write the inventories."""
         started = time.monotonic()
         img = image.ensure_image(self.image_cache)
-        os.makedirs(self.state_dir, exist_ok=True)
-        self._claim_prefix()
-        self._save_spec()
-        ensure_key(self.state_dir)
         with machine_lock():
+            # Every check before the first change: a refused spec leaves the machine as it was.
             self._check_mgmt_ips_free()
             if self.spec.mgmt_bridge:
                 net.check_root_address(self.spec.mgmt_bridge, self.spec.mgmt_address)
+            self._claim_prefix()
+            os.makedirs(self.state_dir, exist_ok=True)
+            self._save_spec()
+            ensure_key(self.state_dir)
+            if self.spec.mgmt_bridge:
                 net.ensure_bridge(None, self.spec.mgmt_bridge, MGMT_ALIAS)
                 net.add_address(None, self.spec.mgmt_bridge, self.spec.mgmt_address)
             self._build_network()
         hosts = [Host(self.spec.prefix, n.name, n.mgmt_ip, self.state_dir, img) for n in self.spec.hosts]
         for h in hosts:
             h.mount()
+        # Boot all hosts at once, then wait for each: the lab's hosts come up in about the time of one.
+        boot_started = {h.name: h.start() for h in hosts}
         for h in hosts:
-            log(f"host {h.name} ({h.mgmt_ip}) SSH after {h.boot(boot_timeout):.1f} s")
+            h.wait_ssh(boot_started[h.name] + boot_timeout)
+            log(f"host {h.name} ({h.mgmt_ip}) SSH after {time.monotonic() - boot_started[h.name]:.1f} s")
         for node in self.spec.nodes:
             # After boot for hosts: the container's systemd-sysctl would otherwise overwrite ours.
             for key, value in node.sysctls.items():
@@ -146,6 +150,8 @@ class Topology:
                 net.ensure_veth(None, root_if, ns, spec_mod.MGMT_IF, f"{ns}/{spec_mod.MGMT_IF}")
                 net.attach(None, root_if, self.spec.mgmt_bridge)
                 net.add_address(ns, spec_mod.MGMT_IF, f"{node.mgmt_ip}/{self.spec.mgmt_prefixlen}")
+                # A host made again gets a new MAC: drop the old ARP entry, or SSH waits ~30 s for it to expire.
+                net.ip(None, "neigh", "flush", "to", node.mgmt_ip, "dev", self.spec.mgmt_bridge, check=False)
             for iface in node.interfaces:
                 port += 1
                 seg_ns = self.netns(iface.segment)
@@ -273,14 +279,10 @@ def teardown(prefix, state_dir=None, mgmt_bridge=None):
     Works without a spec: after a crash, `down --prefix anm-x` is enough.
     """
     hosts_dir = os.path.join(state_dir, "hosts") if state_dir else None
+    # Halt every host at once, found by name: also those whose pid files are gone (crash, lost state dir).
+    halt(nspawn_pids(prefix))
     for name in sorted(os.listdir(hosts_dir)) if hosts_dir and os.path.isdir(hosts_dir) else []:
-        Host(prefix, name, None, state_dir, None).stop()
-    # Hosts whose pid files are gone (crash, lost state dir): SIGTERM still halts them cleanly.
-    for pid in nspawn_pids(prefix):
-        os.kill(pid, signal.SIGTERM)
-    for pid in nspawn_pids(prefix):
-        if not wait_gone(pid, 20.0):
-            os.kill(pid, signal.SIGKILL)
+        Host(prefix, name, None, state_dir, None).stop()  # pid files, leftovers in the namespace
     for ns in net.list_netns(prefix):
         net.kill_netns_processes(ns)
     for target in overlay_mounts(prefix):
