@@ -126,6 +126,9 @@ def _translate(err, field):
     """An SDK exception as AnycastError, keeping Azure's code and message."""
     if isinstance(err, AnycastError):
         return err
+    if isinstance(err, ClientAuthenticationError) and err.response is None:
+        # No HTTP answer from ARM: the credential could not get a token.
+        return AnycastError("auth_source", "could not get a token: %s" % err.message)
     if isinstance(err, HttpResponseError):
         code = getattr(err.error, "code", None) if err.error is not None else None
         message = getattr(err.error, "message", None) if err.error is not None else None
@@ -133,8 +136,6 @@ def _translate(err, field):
         if status is None and err.response is not None:
             status = err.response.status_code
         return AnycastError(_FIELD_OF_CODE.get(code, field), message or err.reason or str(err), code=code or "HTTP%s" % status, status=status)
-    if isinstance(err, ClientAuthenticationError):
-        return AnycastError("auth_source", "could not get a token: %s" % err.message)
     if isinstance(err, ServiceResponseTimeoutError):
         return AnycastError("timeout", "gave up waiting for Azure: %s" % err.message)
     if isinstance(err, ServiceRequestError):
@@ -150,13 +151,13 @@ def _deadline_retry_policy(deadline, **kwargs):
 
     class DeadlineRetryPolicy(RetryPolicy):
         def configure_retries(self, options):
-            settings = super(DeadlineRetryPolicy, self).configure_retries(options)
+            settings = super().configure_retries(options)
             # Each request gets what is left of the module's time, not a fresh week.
             settings["timeout"] = max(deadline - time.monotonic(), 0.001)
             return settings
 
         def increment(self, settings, response=None, error=None):
-            if not super(DeadlineRetryPolicy, self).increment(settings, response=response, error=error):
+            if not super().increment(settings, response=response, error=error):
                 return False
             # Give up (and report Azure's last answer) rather than sleep past the deadline.
             pause = None

@@ -18,7 +18,7 @@ class AnycastError(Exception):
     """
 
     def __init__(self, field, message, code=None, status=None):
-        super(AnycastError, self).__init__(message)
+        super().__init__(message)
         self.field = field
         self.message = message
         self.code = code

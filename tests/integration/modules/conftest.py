@@ -1,91 +1,17 @@
-"""Run the collection's modules through real Ansible against the ARM emulator.
+"""Fixtures of the module tests: each module runs through real Ansible against the ARM emulator.
 
-`run_module(module, args, check=False, diff=True)` writes a one-task playbook, runs
+`run_module(module, args, check=False, diff=True, timeout=60)` writes a one-task playbook, runs
 `ansible-playbook` (collections found through .build/ansible_collections, see ansible.cfg;
 results printed by the json_result stdout callback next to this file) and returns the task's
-result as a playbook would register it, plus `writes`: the ARM writes the emulator logged
-during the run.
+result as a playbook would register it, plus `failed` and `writes` (the ARM writes the
+emulator logged during the run). See playbook_runner.py.
 
 `lab` is the emulator's default region (tests/integration/conftest.py) plus two more spoke
 subnets and a provisioned Route Server; `network` is the real SDK client against it.
 """
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-from anycast_lab.arm.client import RESOURCE_GROUP, ROUTE_SERVER, route_server_topology
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-CALLBACKS = os.path.join(os.path.dirname(__file__), "callback_plugins")
-
-RG = RESOURCE_GROUP
-HUB = ROUTE_SERVER
-HUB_VNET = "vnet-hub-weu"
-SPOKE_VNET = "vnet-spoke-weu"
-SPOKE_SUBNETS = ("snet-app", "snet-app2", "snet-app3")
-NICS = ("nic-nva1-weu", "nic-nva2-weu")
-
-
-def extra_topology(emulator):
-    """On top of the emulator's default region: two more spoke subnets and a Route Server with routing provisioned."""
-    subnets = [{"id": emulator.rid("virtualNetworks/%s/subnets/%s" % (SPOKE_VNET, name)),
-                "body": {"properties": {"addressPrefix": "10.11.%d.0/24" % index}}} for index, name in enumerate(SPOKE_SUBNETS[1:], start=2)]
-    return dict(route_server_topology(), resources=subnets)
-
-
-class Runner:
-    """Calls one module per ansible-playbook run and reports its result and the ARM writes it caused."""
-
-    def __init__(self, emulator, workdir):
-        self.emulator = emulator
-        self.workdir = workdir
-        self.count = 0
-
-    def auth(self, timeout=60):
-        emu = self.emulator
-        return dict(subscription_id=emu.subscription_id, auth_source="credentials", client_id=emu.client_id, secret=emu.client_secret,
-                    tenant=emu.tenant_id, arm_endpoint=self.emulator.endpoint, authority_host=self.emulator.endpoint,
-                    ca_bundle=self.emulator.ca_bundle, timeout=timeout)
-
-    def command(self, module, args, check=False, diff=True, timeout=60):
-        """The ansible-playbook command line and environment for one module call (also used by the concurrency test)."""
-        self.count += 1
-        playbook = os.path.join(str(self.workdir), "play-%d.yml" % self.count)
-        task = {"name": "module under test", "anycast.nva.%s" % module: dict(self.auth(timeout), **args)}
-        with open(playbook, "w", encoding="utf-8") as handle:
-            # JSON is YAML: no quoting surprises in the arguments.
-            json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], handle)
-        cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, playbook]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json_result",
-                   ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
-        return cmd, env
-
-    @staticmethod
-    def parse(proc):
-        """The task result from ansible-playbook's output; a run that printed no result is a test error."""
-        try:
-            tasks = json.loads(proc.stdout)["tasks"]
-        except ValueError:
-            raise AssertionError("ansible-playbook printed no JSON result (rc %s)\nstdout: %s\nstderr: %s" % (proc.returncode, proc.stdout, proc.stderr))
-        assert len(tasks) == 1, tasks
-        result = tasks[0]["result"]
-        result["failed"] = tasks[0]["status"] == "failed"
-        return result
-
-    def __call__(self, module, args, check=False, diff=True, timeout=60):
-        cmd, env = self.command(module, args, check=check, diff=diff, timeout=timeout)
-        writes_before = self.emulator.writes()
-        proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout + 120, check=False)
-        result = self.parse(proc)
-        result["writes"] = self.emulator.writes() - writes_before
-        return result
+from playbook_runner import Runner, extra_topology
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Bad input: every case fails, names the option at fault, and sends no write to Azure."""
 import pytest
 
-from conftest import HUB, HUB_VNET, RG, SPOKE_VNET
+from playbook_runner import HUB, HUB_VNET, RG, SPOKE_VNET
 
 VA = {"name": "onprem", "address_prefix": "172.16.0.0/16", "next_hop_type": "VirtualAppliance", "next_hop_ip_address": "10.10.2.4"}
 
@@ -49,6 +49,8 @@ CASES = [
     ("table-unknown-resource-group", "route_table", table(resource_group="rg-nope"), "resource_group:", "ResourceGroupNotFound"),
     ("table-create-without-location", "route_table", table(location=None), "location:", "required"),
     ("nic-unknown", "nic_ip_forwarding", dict(resource_group=RG, nics=["nic-nva1-weu", "nic-nope"]), "nics[1]:", "not found"),
+    ("wrong-client-secret", "route_table", table(secret="not-the-secret"), "auth_source:", "could not get a token"),
+    ("unknown-subscription", "route_table", table(subscription_id="00000000-0000-4000-8000-00000000dead"), "subscription_id:", "SubscriptionNotFound"),
     ("route-server-create-without-vnet", "route_server", dict(name="rs-new", resource_group=RG, create=True, location="westeurope"),
      "virtual_network:", "required"),
 ]

@@ -1,5 +1,5 @@
 """anycast.nva.nic_ip_forwarding and anycast.nva.anycast_prefix_guard."""
-from conftest import HUB_VNET, NICS, RG, SPOKE_VNET
+from playbook_runner import HUB_VNET, NICS, RG, SPOKE_VNET
 
 
 def forwarding(network):

@@ -5,7 +5,7 @@ import time
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from conftest import HUB, HUB_VNET, RG
+from playbook_runner import HUB, HUB_VNET, RG
 
 
 def peer(name="nva1", peer_ip="10.10.2.4", peer_asn=65001, **extra):

@@ -2,7 +2,7 @@
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from conftest import RG, SPOKE_VNET
+from playbook_runner import RG, SPOKE_VNET
 
 APP1 = {"virtual_network": SPOKE_VNET, "name": "snet-app"}
 ROUTES = [

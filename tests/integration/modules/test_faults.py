@@ -1,0 +1,49 @@
+"""Azure's bad days: throttling, busy hubs, failed operations, an unhealthy ARM."""
+import time
+
+from playbook_runner import HUB, NICS, RG
+
+ROUTES = [{"name": "onprem", "address_prefix": "172.16.0.0/16", "next_hop_type": "VirtualAppliance", "next_hop_ip_address": "10.10.2.4"}]
+
+
+def statuses(lab, fragment):
+    return [r["status"] for r in lab.arm_requests("write") if fragment in r["path"]]
+
+
+def test_429_then_success(run_module, lab, network):
+    lab.inject(method="PUT", path="/routeTables/rt-spoke$", status=429, retry_after=1, times=2)
+    result = run_module("route_table", dict(name="rt-spoke", resource_group=RG, location="westeurope", routes=ROUTES))
+    assert result["failed"] is False and result["changed"] is True, result
+    assert statuses(lab, "/routeTables/rt-spoke") == [429, 429, 201]
+    assert [r.name for r in network.route_tables.get(RG, "rt-spoke").routes] == ["onprem"]
+
+
+def test_409_another_operation_in_progress_then_success(run_module, lab, network):
+    lab.inject(method="PUT", path="/bgpConnections/nva1$", status=409, code="AnotherOperationInProgress",
+               message="Another operation on this or dependent resource is in progress.", times=2)
+    result = run_module("route_server_peer", dict(route_server=HUB, resource_group=RG, name="nva1", peer_ip="10.10.2.4", peer_asn=65001))
+    assert result["failed"] is False and result["changed"] is True, result
+    assert statuses(lab, "/bgpConnections/nva1") == [409, 409, 201]
+    assert network.virtual_hub_bgp_connection.get(RG, HUB, "nva1").peer_asn == 65001
+
+
+def test_an_operation_ending_failed_gives_azure_code_and_message(run_module, lab):
+    lab.inject(method="PUT", path="/networkInterfaces/", lro_final="Failed", code="NetworkInterfaceUpdateFailed",
+               message="The NIC could not be updated: the VM host is being serviced.")
+    result = run_module("nic_ip_forwarding", dict(resource_group=RG, nics=[NICS[0]]))
+    assert result["failed"] is True, result
+    assert result["msg"] == "nics: NetworkInterfaceUpdateFailed: The NIC could not be updated: the VM host is being serviced."
+    assert result["error"]["code"] == "NetworkInterfaceUpdateFailed"
+
+
+def test_persistent_500s_fail_clearly_within_the_timeout(run_module, lab):
+    lab.inject(method="PUT", path="/routeTables/", status=500, code="InternalServerError", message="ARM is having a bad day.", times=-1)
+    started = time.monotonic()
+    result = run_module("route_table", dict(name="rt-spoke", resource_group=RG, location="westeurope", routes=ROUTES), timeout=12)
+    elapsed = time.monotonic() - started
+    assert result["failed"] is True, result
+    assert result["msg"] == "name: InternalServerError: ARM is having a bad day.", result["msg"]
+    assert result["error"]["status"] == 500
+    attempts = statuses(lab, "/routeTables/")
+    assert len(attempts) > 1 and set(attempts) == {500}  # the SDK retried ...
+    assert elapsed < 12 + 8, elapsed  # ... but gave up within the module's timeout (plus ansible-playbook's start-up)
