@@ -6,6 +6,7 @@ import os
 import sys
 
 from . import image
+from .spec import PREFIX_RE
 from .topology import Topology, teardown
 from .util import LabError
 
@@ -23,6 +24,8 @@ def cmd_up(args):
 
 def cmd_down(args):
     if args.prefix:
+        if not PREFIX_RE.match(args.prefix):
+            raise LabError(f"--prefix {args.prefix!r} is not a lab prefix (pattern {PREFIX_RE.pattern})")
         teardown(args.prefix, args.state)
         return
     try:

@@ -116,12 +116,22 @@ def bridge_ports(bridge):
     return [link["ifname"] for link in links]
 
 
-def check_root_address(bridge, cidr):
-    """Refuse to put cidr on bridge in the root namespace when it overlaps a route the machine already has.
+def check_root_address(bridge, cidr, alias):
+    """Refuse to put cidr on bridge in the root namespace when that could disturb the machine.
 
-    The default route is not counted (it covers everything); routes through our own bridge are ours.
-    Adding an address inside a route the machine uses (e.g. the gateway's subnet on eth0) would cut it off.
+    The bridge name must be free or be our bridge (tagged with alias) carrying this very address, and the
+    range must overlap no route the root namespace has: adding an address inside a route the machine uses
+    (e.g. the gateway's subnet on eth0) would cut it off. The default route is not counted (it covers
+    everything); routes through our own bridge are ours.
     """
+    links = {link["ifname"]: link for link in json.loads(ip(None, "-j", "-d", "link", "show").stdout or "[]")}
+    if bridge in links:
+        link = links[bridge]
+        if link.get("ifalias") != alias or link.get("linkinfo", {}).get("info_kind") != "bridge":
+            raise LabError(f"mgmt.bridge {bridge}: an interface of that name exists and is not a lab bridge; pick another name")
+        have = {f"{a['local']}/{a['prefixlen']}" for a in _addr_info(None, bridge)}
+        if have and cidr not in have:
+            raise LabError(f"mgmt.address {cidr}: bridge {bridge} already carries {', '.join(sorted(have))} for another topology; use that")
     net = ipaddress.ip_interface(cidr).network
     routes = json.loads(ip(None, "-j", "-4", "route", "show", "table", "all").stdout or "[]")
     for route in routes:
@@ -136,6 +146,17 @@ def check_root_address(bridge, cidr):
             raise LabError(
                 f"mgmt.address {cidr}: overlaps the root namespace's route {dst} dev {route.get('dev')} "
                 f"(table {route.get('table', 'main')}); pick a free range (198.18.0.0/15 is meant for this)")
+
+
+def is_lab_bridge(bridge, alias):
+    """True when bridge exists in the root namespace and is one we made (never touch anything else)."""
+    data = json.loads(ip(None, "-j", "-d", "link", "show", "dev", bridge, check=False).stdout or "[]")
+    return bool(data) and data[0].get("ifalias") == alias and data[0].get("linkinfo", {}).get("info_kind") == "bridge"
+
+
+def _addr_info(ns, ifname):
+    data = json.loads(ip(ns, "-j", "-4", "addr", "show", "dev", ifname, check=False).stdout or "[]")
+    return [a for link in data for a in link.get("addr_info", [])]
 
 
 def addresses_in_netns(ns):

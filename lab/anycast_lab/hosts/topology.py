@@ -80,7 +80,7 @@ class Topology:
             # Every check before the first change: a refused spec leaves the machine as it was.
             self._check_mgmt_ips_free()
             if self.spec.mgmt_bridge:
-                net.check_root_address(self.spec.mgmt_bridge, self.spec.mgmt_address)
+                net.check_root_address(self.spec.mgmt_bridge, self.spec.mgmt_address, MGMT_ALIAS)
             self._claim_prefix()
             os.makedirs(self.state_dir, exist_ok=True)
             self._save_spec()
@@ -293,7 +293,7 @@ def teardown(prefix, state_dir=None, mgmt_bridge=None):
         for link in net.root_links_with_alias(prefix):
             net.ip(None, "link", "del", link, check=False)
         # The mgmt bridge is shared by every topology of its kind: the last one out removes it.
-        if mgmt_bridge and net.link_exists(None, mgmt_bridge) and not net.bridge_ports(mgmt_bridge):
+        if mgmt_bridge and net.is_lab_bridge(mgmt_bridge, MGMT_ALIAS) and not net.bridge_ports(mgmt_bridge):
             net.ip(None, "link", "del", mgmt_bridge)
     if state_dir:
         for sub in ("hosts", "run"):

@@ -129,3 +129,25 @@ def test_refuses_a_mgmt_ip_used_by_another_topology(state_dir, tmp_path):
     # The first topology is untouched.
     assert first.exec("h1", ["true"]).returncode == 0
     first.down()
+
+
+def test_refuses_to_take_over_an_interface_that_is_not_a_lab_bridge(state_dir):
+    data = spec_data()
+    data["mgmt"] = {"bridge": "lo", "address": "198.18.3.1/24"}
+    data["nodes"][0]["mgmt_ip"] = "198.18.3.10"
+    with pytest.raises(LabError, match=r"mgmt\.bridge lo: an interface of that name exists and is not a lab bridge"):
+        make(state_dir, data).up()
+    lo = subprocess.run(["ip", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True, check=True).stdout
+    assert "198.18.3.1" not in lo
+    assert leftovers() == NOTHING
+
+
+def test_refuses_a_second_address_on_a_shared_bridge(state_dir, tmp_path):
+    first = make(state_dir, spec_data())
+    first.up()
+    data = spec_data(prefix="anm-pytest2", mgmt_ip="198.18.2.10")
+    data["mgmt"]["address"] = "198.18.2.1/24"
+    with pytest.raises(LabError, match=r"mgmt\.address 198\.18\.2\.1/24: bridge anm-mgmt already carries 198\.18\.1\.1/24"):
+        make(str(tmp_path), data).up()
+    assert leftovers("anm-pytest2") == NOTHING
+    first.down()
