@@ -52,7 +52,9 @@ def test_anycast_prefix_accepts_a_single_address(value, expected):
     assert str(validation.anycast_prefix(value, "prefix")) == expected
 
 
-@pytest.mark.parametrize("value, words", [("10.250.0.0/24", "/24"), ("10.250.0.11/31", "is not a valid"), ("10.250.0.10/31", "/31"), ("10.250.0.300", "not a valid")])
+@pytest.mark.parametrize("value, words", [
+    ("10.250.0.0/24", "/24"), ("10.250.0.11/31", "is not a valid"), ("10.250.0.10/31", "/31"), ("10.250.0.300", "not a valid"),
+])
 def test_anycast_prefix_must_be_a_32(value, words):
     with pytest.raises(AnycastError) as err:
         validation.anycast_prefix(value, "prefix")
