@@ -256,8 +256,9 @@ def _validate_nic(svc, ref, props, existing):  # pylint: disable=unused-argument
     # Read-only facts a NIC shows (as in the official example); the MAC is stable per NIC id.
     digest = uuid.uuid5(uuid.NAMESPACE_URL, ref.id.lower()).hex
     props["macAddress"] = "00-0D-3A-" + "-".join(digest[i:i + 2].upper() for i in range(0, 6, 2))
+    dns = {"dnsServers": [], "appliedDnsServers": [], "internalDomainNameSuffix": f"{digest[:26]}.ax.internal.cloudapp.net"}
     for key, value in (("enableAcceleratedNetworking", False), ("disableTcpStateTracking", False), ("primary", True),
-                       ("vnetEncryptionSupported", False), ("dnsSettings", {"dnsServers": [], "appliedDnsServers": [], "internalDomainNameSuffix": f"{digest[:26]}.ax.internal.cloudapp.net"})):
+                       ("vnetEncryptionSupported", False), ("dnsSettings", dns)):
         props.setdefault(key, value)
     return props
 
