@@ -4,18 +4,18 @@
 default <repo>/.cache/lab): the emulator's state and CA (arm/), the generated topology spec (lab.yml)
 and seed (seed.json), BIRD configs (bird/), the host machinery's state (hosts/, run/, logs/, ssh/).
 """
-import collections
 import json
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 
 from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
-from .hosts.util import LabError, log, run, running_pid, start_background, stop_background
-from .net import labspec, plan, routers, routes, sync
+from .hosts.util import LabError, log, running_pid, start_background, stop_background
+from .net import labspec, plan, routers, routes, sync, traffic
 
 ARM_PORT = 8443
 # Sessions that must be up before the lab is usable: every Route Server instance with the edge, the edge with on-premises.
@@ -152,18 +152,9 @@ class Lab:
             bgp = [line.split() for line in text.splitlines() if " BGP " in line]
             print(f"  {name:<8} " + ", ".join(f"{fields[0]}={fields[-1] if fields[3] == 'up' else fields[3]}" for fields in bgp))
 
-    def requests(self, count, address=plan.ANYCAST_IP, port=plan.BACKEND_PORT, timeout=1.0):
-        """Send `count` HTTP requests from the on-premises client; Counter of answer bodies ('failed' for errors)."""
-        topo = self.topology()
-        answers = collections.Counter()
-        for _attempt in range(count):
-            proc = topo.exec("client", ["curl", "-s", "-m", str(timeout), f"http://{address}:{port}/"])
-            answers[proc.stdout.strip() if proc.returncode == 0 else "failed"] += 1
-        return answers
-
 
 def demo(lab):
-    """The README's main job: lab up, site.yml per region, requests spread, one region's application stopped."""
+    """The README's main job: lab up, site.yml per region, requests spread over both regions, then one region fails."""
     lab.up()
     repo = os.path.dirname(LAB_DIR)
     site = os.path.join(repo, "playbooks", "site.yml")
@@ -171,12 +162,27 @@ def demo(lab):
         log("playbooks/site.yml does not exist yet: the lab is up, nothing deployed")
         return
     for region in plan.REGIONS:
-        log(f"ansible-playbook site.yml for {region.name}")
-        run(["ansible-playbook", "-i", os.path.join(repo, "inventories", "lab", region.name), site], check=True)
-    log(f"20 requests from on-premises to {plan.ANYCAST_IP}: {dict(lab.requests(20))}")
-    first = plan.REGIONS[0]
-    lab.topology().service_stop(f"{first.short}-app", "web")
-    log(f"application in {first.name} stopped")
-    time.sleep(3)
-    log(f"20 requests from on-premises: {dict(lab.requests(20))}")
-    lab.topology().service_start(f"{first.short}-app", "web")
+        started = time.monotonic()
+        log(f"ansible-playbook -i inventories/lab/{region.name} playbooks/site.yml")
+        # ansible-playbook's own output is the progress here.
+        if subprocess.run(["ansible-playbook", "-i", os.path.join(repo, "inventories", "lab", region.name), site], check=False).returncode:
+            raise LabError(f"site.yml failed for {region.name}")
+        log(f"{region.name} deployed in {time.monotonic() - started:.0f} s")
+    log(f"40 requests from on-premises to {plan.ANYCAST_IP}: {dict(traffic.requests(40))}")
+    first, second = plan.REGIONS
+    first_app, second_answer = f"{first.short}-app", f"{second.name} {second.short}-app"
+    log(f"stopping the application in {first.name} while a client sends 25 requests/s ...")
+    flow = traffic.Traffic(rate=25)
+    time.sleep(2)
+    stopped = time.time()
+    lab.topology().service_stop(first_app, "web")
+    time.sleep(15)
+    records = flow.stop()
+    after = [r for r in records if r["t"] >= stopped]
+    moved = traffic.settled(after, second_answer)
+    log(f"after the stop: {dict(traffic.summary(after))}; all answers from {second.name} after "
+        + (f"{moved - stopped:.1f} s" if moved else "never (no health checker withdrew the route?)"))
+    lab.topology().service_start(first_app, "web")
+    log(f"application in {first.name} started again; 40 requests: waiting for the announcement to come back ...")
+    time.sleep(5)
+    log(f"40 requests from on-premises: {dict(traffic.requests(40))}")

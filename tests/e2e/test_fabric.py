@@ -6,6 +6,7 @@ import subprocess
 
 from conftest import TEST_ASN, TEST_PREFIX, hold_for, onprem_route, wait_for
 from anycast_lab.net import birdconf, plan, routers, routes
+from anycast_lab.net.traffic import requests
 
 WE, NE = plan.REGIONS
 HTTP_PORT = 8080
@@ -52,6 +53,7 @@ def test_speakers_accept_only_peers_registered_through_arm(lab, azure, testvms, 
 
 
 def test_branch_to_branch_gates_nva_routes_toward_expressroute(lab, azure, testvms):  # pylint: disable=unused-argument
+    azure.set_branch_to_branch(WE, False)  # as seeded; a deployed region has it on
     azure.add_peer(WE, testvms["we"].peer_name, WE.testvm_ip, TEST_ASN)
     wait_for(lambda: fabric_has_route(WE), 15, "the Route Server did not learn the test prefix")
     hold_for(onprem_route, 3, "on-premises learned an NVA route while allowBranchToBranchTraffic is false")
@@ -101,15 +103,16 @@ def test_nic_without_ip_forwarding_drops_traffic_for_the_anycast_ip(lab, azure, 
     azure.add_peer(WE, vm.peer_name, WE.testvm_ip, TEST_ASN)
     azure.set_branch_to_branch(WE, True)
     wait_for(onprem_route, 15, "on-premises did not learn the test prefix")
+    azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", False)  # as seeded, like a fresh VM
     server = _serve_on_testvm(vm)
     try:
-        # Seeded like a fresh VM: forwarding off, so the platform drops packets for an address the NIC does not own.
-        assert lab.requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
+        # Forwarding off: the platform drops packets for an address the NIC does not own.
+        assert requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
         azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", True)
-        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "traffic still dropped with IP forwarding on")
-        assert lab.requests(5, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0
+        wait_for(lambda: requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "traffic still dropped with IP forwarding on")
+        assert requests(5, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0
         azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", False)
-        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "traffic still passes with IP forwarding off again")
+        wait_for(lambda: requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "traffic still passes with IP forwarding off again")
     finally:
         server.terminate()
         server.wait()
@@ -120,6 +123,7 @@ def test_spoke_routes_by_its_udr_no_snat_return_works_only_with_it(lab, azure, t
     azure.add_peer(WE, vm.peer_name, WE.testvm_ip, TEST_ASN)
     azure.set_branch_to_branch(WE, True)
     azure.set_ip_forwarding(WE, f"nic-{WE.short}-testvm", True)
+    azure.set_subnet_route_table(WE, WE.spoke_vnet, "snet-app", None)  # as seeded; a no-SNAT deployment has one
     wait_for(onprem_route, 15, "on-premises did not learn the test prefix")
     # The test VM DNATs to the westeurope backend without SNAT, as an NVA in no-SNAT mode does.
     nat = (f"table ip anl_test {{\n chain pre {{\n  type nat hook prerouting priority -100;\n"
@@ -128,14 +132,14 @@ def test_spoke_routes_by_its_udr_no_snat_return_works_only_with_it(lab, azure, t
     subprocess.run(["ip", "netns", "exec", vm.ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
     try:
         # Without a UDR the backend answers the client directly (source 10.11.1.4): the client drops it.
-        assert lab.requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
+        assert requests(3, address=TEST_ADDRESS, port=HTTP_PORT) == {"failed": 3}
         azure.associate_route_table(WE, WE.spoke_vnet, "snet-app", "rt-test-return",
                                     [("onprem", plan.ONPREM_PREFIX, "VirtualAppliance", WE.testvm_ip)])
-        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "no-SNAT return traffic fails with the UDR")
-        assert lab.requests(5, address=TEST_ADDRESS, port=HTTP_PORT) == {f"{WE.name} {WE.short}-app": 5}
+        wait_for(lambda: requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 0, 10, "no-SNAT return traffic fails with the UDR")
+        assert requests(5, address=TEST_ADDRESS, port=HTTP_PORT) == {f"{WE.name} {WE.short}-app": 5}
         # Dissociate (the table stays): the subnet is back on system routes and the return path breaks again.
         azure.set_subnet_route_table(WE, WE.spoke_vnet, "snet-app", None)
-        wait_for(lambda: lab.requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "return traffic still works without the UDR")
+        wait_for(lambda: requests(1, address=TEST_ADDRESS, port=HTTP_PORT)["failed"] == 1, 10, "return traffic still works without the UDR")
     finally:
         subprocess.run(["ip", "netns", "exec", vm.ns, "nft", "delete", "table", "ip", "anl_test"], check=False)
 
