@@ -57,7 +57,7 @@ def _routes_of(table):
             for r in props(table).get("routes") or []]
 
 
-def _table_view(table):
+def table_view(table):
     """The table as this module manages it; subnets are in the view so the diff shows them."""
     if table is None:
         return {}
@@ -67,7 +67,7 @@ def _table_view(table):
                 subnets=sorted(s["id"] for s in props(table).get("subnets") or []))
 
 
-def _desired_routes(params, current_routes):
+def desired_routes(params, current_routes):
     if params["routes"] is None:
         return current_routes
     # Routes were validated: normalise the prefix ("10.1.0.0/16") and the next hop address as Azure shows them.
@@ -81,7 +81,7 @@ def _desired_routes(params, current_routes):
     return sorted(wanted, key=lambda r: r["name"].lower())
 
 
-def _table_body(table, view):
+def table_body(table, view):
     """The whole table with every route embedded: one PUT writes them all."""
     routes = []
     for route in view["routes"]:
@@ -120,7 +120,7 @@ def ensure(session, params):
     rg, name = params["resource_group"], params["name"]
     table = session.find("name", session.network.route_tables.get, rg, name)
     table_id = table["id"] if table else session.resource_id(rg, "routeTables", name)
-    before = _table_view(table)
+    before = table_view(table)
 
     # Every read (and every refusal) happens before the first write.
     dissociate = [s for s in _read_subnets(session, params, "dissociate_subnets") if same_id(props(s).get("routeTable", {}).get("id"), table_id)]
@@ -150,7 +150,7 @@ def ensure(session, params):
 
     after = dict(name=table["name"] if table else name, location=table["location"] if table else params["location"],
                  disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
-                 routes=_desired_routes(params, before.get("routes", [])))
+                 routes=desired_routes(params, before.get("routes", [])))
     if params["disable_bgp_route_propagation"] is not None:
         after["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
     table_changed = dict(before, subnets=None) != dict(after, subnets=None)
@@ -158,7 +158,7 @@ def ensure(session, params):
     after["subnets"] = sorted(i for i in subnet_ids if i.lower() not in set(s["id"].lower() for s in dissociate))
 
     if table_changed:
-        written = session.write("name", session.network.route_tables.begin_create_or_update, rg, name, _table_body(table, after))
+        written = session.write("name", session.network.route_tables.begin_create_or_update, rg, name, table_body(table, after))
         table_id = written["id"] if written else table_id
     for subnet in associate:
         _put_subnet(session, subnet, table_id)
