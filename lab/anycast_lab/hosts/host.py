@@ -163,13 +163,17 @@ class Host:
         while True:
             if not self.running():
                 raise LabError(f"host {self.name}: systemd-nspawn exited during boot; console log {self.console_log}:\n{self._console_tail()}")
-            if _ssh_banner(self.mgmt_ip):
-                proc = run(ssh_argv(self.key, self.mgmt_ip, ["true"]), check=False, timeout=15)
-                if proc.returncode == 0:
-                    return
+            if _ssh_banner(self.mgmt_ip) and self._ssh_login_works():
+                return
             if time.monotonic() > deadline:
                 raise LabError(f"host {self.name}: no SSH on {self.mgmt_ip}:22 in time; console log {self.console_log}:\n{self._console_tail()}")
             time.sleep(0.2)
+
+    def _ssh_login_works(self):
+        try:
+            return self.ssh(["true"], timeout=15).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False  # sshd is still starting its units; try again until the deadline
 
     def _console_tail(self, lines=15):
         try:

@@ -82,12 +82,25 @@ def ensure_veth(ns_a, if_a, ns_b, if_b, alias):
 
 
 def ensure_bridge(ns, name, alias=None):
-    """A bridge that forwards at once (no STP delay), up."""
+    """A bridge that forwards at once (no STP delay), up, with a fixed MAC address.
+
+    Left alone, a bridge takes the lowest MAC of its ports and changes it as ports come and go: the hosts'
+    ARP entries for the bridge's address then go stale and SSH stalls for ~30 s. A set MAC never changes.
+    """
     if not link_exists(ns, name):
-        ip(ns, "link", "add", name, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+        mac = "02:" + ":".join(hashlib.sha1(name.encode()).hexdigest()[i:i + 2] for i in range(0, 10, 2))
+        ip(ns, "link", "add", name, "address", mac, "type", "bridge", "stp_state", "0", "forward_delay", "0")
+    elif ns is None and _read(f"/sys/class/net/{name}/addr_assign_type") != "3":
+        # A bridge made before this fix: pin the MAC it has now (setting it marks it fixed; nobody sees a change).
+        ip(None, "link", "set", "dev", name, "address", _read(f"/sys/class/net/{name}/address"))
     if alias:
         ip(ns, "link", "set", "dev", name, "alias", alias)
     ip(ns, "link", "set", "dev", name, "up")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
 
 
 def attach(ns, ifname, bridge):

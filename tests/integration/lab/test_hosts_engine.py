@@ -151,3 +151,22 @@ def test_refuses_a_second_address_on_a_shared_bridge(state_dir, tmp_path):
         make(str(tmp_path), data).up()
     assert leftovers("anm-pytest2") == NOTHING
     first.down()
+
+
+def test_mgmt_bridge_mac_stays_while_other_topologies_come_and_go(state_dir, tmp_path):
+    """A host's ARP entry for the bridge must stay valid, or SSH to it stalls ~30 s when ports join or leave."""
+    first = make(state_dir, spec_data())
+    first.up()
+    with open("/sys/class/net/anm-mgmt/address", encoding="utf-8") as f:
+        mac = f.read()
+    with open("/sys/class/net/anm-mgmt/addr_assign_type", encoding="utf-8") as f:
+        assert f.read().strip() == "3"  # NET_ADDR_SET: the kernel no longer follows the ports' MACs
+    second = make(str(tmp_path), spec_data(prefix="anm-pytest2", mgmt_ip="198.18.1.91"))
+    second.up()
+    second.down()
+    with open("/sys/class/net/anm-mgmt/address", encoding="utf-8") as f:
+        assert f.read() == mac
+    started = time.monotonic()
+    assert first.exec("h1", ["true"], timeout=10).returncode == 0
+    assert time.monotonic() - started < 5
+    first.down()
