@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from anycast_lab.hosts import LabError, Topology, spec as spec_mod
+from anycast_lab.hosts import LabError, Topology, image, spec as spec_mod
 from anycast_lab.hosts import net
 
 from lab_helpers import NOTHING, PREFIX, leftovers, spec_data
@@ -44,6 +44,23 @@ def test_up_gives_a_working_host_and_peer(state_dir, bird_config):
     # The inventory reaches the host with plain ansible.
     ping = subprocess.run(["ansible", "-i", topo.inventory_path, "nva", "-m", "ansible.builtin.ping"], capture_output=True, text=True, check=False)
     assert ping.returncode == 0, ping.stdout + ping.stderr
+    topo.down()
+
+
+def test_host_is_a_golden_image(state_dir):
+    """Everything a role installs is already there (no mirror is reachable), login is by key only, no getty."""
+    topo = make(state_dir, spec_data())
+    topo.up()
+    installed = topo.exec("h1", ["dpkg-query", "-W", "-f", "${Package} ${Status}\\n"] + list(image.PACKAGES), check=True).stdout
+    assert sorted(line.split()[0] for line in installed.splitlines() if line.endswith("install ok installed")) == sorted(image.PACKAGES)
+    # ansible.builtin.apt without a cache update must find the packages offline.
+    assert topo.exec("h1", ["python3", "-c", "import apt; print(apt.Cache()['bird2'].is_installed)"], check=True).stdout.strip() == "True"
+    sshd = topo.exec("h1", ["sshd", "-T"], check=True).stdout
+    assert "passwordauthentication no" in sshd and "permitrootlogin without-password" in sshd
+    assert topo.exec("h1", ["pgrep", "-f", "getty"]).returncode == 1
+    assert topo.exec("h1", ["systemctl", "is-enabled", "bird"]).stdout.strip() == "disabled"
+    machine_id = topo.exec("h1", ["cat", "/etc/machine-id"], check=True).stdout.strip()
+    assert len(machine_id) == 32 and machine_id != "0" * 32
     topo.down()
 
 
