@@ -307,6 +307,9 @@ def _validate_hub_ipconfig(svc, ref, props, existing):  # pylint: disable=unused
     others = [c for c in svc.store.children(ref.parent_id, "ipConfigurations") if c["name"].lower() != ref.names[1].lower()]
     if others:
         raise bad_request("VirtualHubIpConfigurationLimitReached", f"Virtual hub '{ref.names[0]}' already has IP configuration '{others[0]['name']}'.")
+    taken = [ip["id"] for ip in _subnet_ip_configurations(svc.store, subnet_id) if not ip["id"].lower().startswith(ref.parent_id.lower() + "/")]
+    if taken:
+        raise bad_request("SubnetInUseByAnotherVirtualHub", f"Subnet {subnet_id} (property 'properties.subnet') is already used by {taken[0]}.")
     subnet = ipaddress.IPv4Network(svc.store.get(subnet_id)["properties"]["addressPrefix"])
     if subnet.prefixlen > 27:
         raise bad_request("RouteServerSubnetTooSmall", f"Subnet {subnet_id} ({subnet}) is smaller than the /27 a Route Server needs.")

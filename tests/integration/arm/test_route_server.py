@@ -227,3 +227,11 @@ def test_tags_patch(net, route_server):
     hub = net.virtual_hubs.update_tags(RG, route_server, {"tags": {"owner": "netops"}})
     assert hub.tags == {"owner": "netops"}
     assert net.virtual_hubs.get(RG, route_server).tags == {"owner": "netops"}
+
+
+def test_a_second_route_server_cannot_share_the_subnet(arm_emulator, net, route_server):
+    net.virtual_hubs.begin_create_or_update(RG, "rs-two", {"location": "westeurope", "properties": {"sku": "Standard"}}).result()
+    with pytest.raises(HttpResponseError) as caught:
+        net.virtual_hub_ip_configuration.begin_create_or_update(RG, "rs-two", "ipconfig1", {"properties": {
+            "subnet": {"id": arm_emulator.rid("virtualNetworks/vnet-hub-weu/subnets/RouteServerSubnet")}}})
+    assert caught.value.error.code == "SubnetInUseByAnotherVirtualHub" and route_server in caught.value.error.message
