@@ -290,9 +290,8 @@ class _Checker:
         if svc.kind == "bird":
             if not raw.get("config"):
                 self.fail(f"{where}.config", "is required (path of the BIRD config, relative to the spec file)")
+            # Its content is checked by `up` (bird -p) before anything is made; `down` must work even when it is gone.
             svc.config = os.path.join(self.base_dir, raw["config"])
-            if not os.path.isfile(svc.config):
-                self.fail(f"{where}.config", f"file {svc.config} does not exist")
         elif svc.kind == "http":
             svc.port = raw.get("port", 80)
             if not isinstance(svc.port, int) or not 0 < svc.port < 65536:

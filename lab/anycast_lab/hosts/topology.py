@@ -75,6 +75,10 @@ class Topology:
     def up(self, boot_timeout=60.0):
         """Create everything in the spec (idempotent: what exists is kept) and write the inventories."""
         started = time.monotonic()
+        for node in self.spec.nodes:
+            for svc in node.services:
+                if svc.kind == "bird":
+                    self._check_bird_config(node.name, svc)
         img = image.ensure_image(self.image_cache)
         with machine_lock():
             # Every check before the first change: a refused spec leaves the machine as it was.
@@ -192,6 +196,15 @@ class Topology:
                 return node, svc
         raise LabError(f"node {node_name} has no service {svc_name!r} (services: {', '.join(s.name for s in node.services) or 'none'})")
 
+    @staticmethod
+    def _check_bird_config(node_name, svc):
+        where = f"nodes ({node_name}).services ({svc.name}).config"
+        if not os.path.isfile(svc.config):
+            raise LabError(f"{where}: file {svc.config} does not exist")
+        check = run(["bird", "-p", "-c", svc.config], check=False)
+        if check.returncode != 0:
+            raise LabError(f"{where}: BIRD rejects {svc.config}: {(check.stderr or check.stdout).strip()}")
+
     def service_running(self, node_name, svc_name):
         self._service(node_name, svc_name)
         return running_pid(self._run_file(node_name, svc_name, "pid")) is not None
@@ -212,9 +225,7 @@ class Topology:
             sock = self.bird_socket(node.name, svc.name)
             if len(sock) > SOCKET_PATH_MAX:
                 raise LabError(f"service {node.name}/{svc.name}: control socket path {sock} is longer than {SOCKET_PATH_MAX}; use a shorter --state dir")
-            check = run(["bird", "-p", "-c", svc.config], check=False)
-            if check.returncode != 0:
-                raise LabError(f"service {node.name}/{svc.name}: BIRD rejects {svc.config}: {check.stderr.strip()}")
+            self._check_bird_config(node.name, svc)
             argv, ready = ["bird", "-f", "-c", svc.config, "-s", sock], sock
         elif svc.kind == "http":
             argv = [sys.executable, "-m", "anycast_lab.hosts.httpd", "--bind", svc.bind, "--port", str(svc.port),

@@ -187,3 +187,18 @@ def test_mgmt_bridge_mac_stays_while_other_topologies_come_and_go(state_dir, tmp
     assert first.exec("h1", ["true"], timeout=10).returncode == 0
     assert time.monotonic() - started < 5
     first.down()
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"nodes \(peer\)\.services \(rs\)\.config: file .*rs\.conf does not exist"),
+    ("router id 10.10.2.10;\nprotocol devic {}\n", r"nodes \(peer\)\.services \(rs\)\.config: BIRD rejects .*rs\.conf: .*syntax error"),
+])
+def test_bad_bird_config_is_refused_before_anything_is_made(state_dir, content, message):
+    config = os.path.join(state_dir, "rs.conf")
+    if content is not None:
+        with open(config, "w", encoding="utf-8") as f:
+            f.write(content)
+    with pytest.raises(LabError, match=message):
+        make(state_dir, spec_data(bird_config=config)).up()
+    assert leftovers() == NOTHING
+    assert not os.path.exists(os.path.join(state_dir, "topology.json"))

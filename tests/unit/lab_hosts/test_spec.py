@@ -77,10 +77,9 @@ def test_bad_field_is_named(path, value, message):
         spec_mod.parse(with_change(path, value))
 
 
-def test_bird_config_must_exist(tmp_path):
-    data = with_change(["nodes", 1, "services"], [{"name": "rs", "kind": "bird", "config": "missing.conf"}])
-    with pytest.raises(LabError, match=r"services\[0\] \(rs\)\.config: file .*missing\.conf does not exist"):
-        spec_mod.parse(data, base_dir=str(tmp_path))
+def test_bird_config_is_taken_from_the_spec_dir(tmp_path):
+    data = with_change(["nodes", 1, "services"], [{"name": "rs", "kind": "bird", "config": "rs.conf"}])
+    assert spec_mod.parse(data, base_dir=str(tmp_path)).node("peer").services[0].config == str(tmp_path / "rs.conf")
 
 
 def test_spec_file_errors_name_the_file(tmp_path):
