@@ -84,18 +84,21 @@ def ensure(session, params):
     replaced = any(key in REPLACE_ON for key in changed_keys)
     if current is None or replaced:
         _check_new_peer(session, params, hub, peers)
-    if current is not None and not changed_keys and current["provisioning_state"] == "Succeeded":
+    # A peer whose last operation failed is written again with the same values: that is how Azure repairs it.
+    repair = current is not None and not changed_keys and current["provisioning_state"] == "Failed"
+    put = current is None or bool(changed_keys) or repair
+    if not put and current["provisioning_state"] == "Succeeded":
         return result(before, before, peer=current, replaced=False)
 
     facts = dict(current or {}, **desired)
     if not session.check_mode:
         if replaced:
             session.write("name", net.virtual_hub_bgp_connection.begin_delete, rg, hub_name, current["name"])
-        body = model("BgpConnection", dict(name=desired["name"], properties=dict(peerIp=desired["peer_ip"], peerAsn=desired["peer_asn"])))
-        if current is None or changed_keys:
+        if put:
+            body = model("BgpConnection", dict(name=desired["name"], properties=dict(peerIp=desired["peer_ip"], peerAsn=desired["peer_asn"])))
             session.write("name", net.virtual_hub_bgp_connection.begin_create_or_update, rg, hub_name, desired["name"], body)
         facts = wait_for_peer(session, rg, hub_name, desired["name"])
-    return result(before, desired, changed=current is None or bool(changed_keys), peer=facts, replaced=replaced, changed_keys=changed_keys)
+    return result(before, desired, changed=put, peer=facts, replaced=replaced, changed_keys=changed_keys)
 
 
 def wait_for_peer(session, rg, hub_name, name):

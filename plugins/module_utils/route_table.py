@@ -114,39 +114,49 @@ def _put_subnet(session, subnet, table_id):
     session.write("subnets", session.network.subnets.begin_create_or_update, *(_subnet_args(subnet["id"]) + (model("Subnet", body),)))
 
 
+def _uses(subnet, table_id):
+    return same_id(props(subnet).get("routeTable", {}).get("id"), table_id)
+
+
+def _to_dissociate(session, params, table, table_id, listed):
+    """Subnets to take off the table: those in dissociate_subnets that use it and, with purge_subnets,
+    every subnet using it that is not listed in subnets. Never any other subnet."""
+    chosen = [s for s in _read_subnets(session, params, "dissociate_subnets") if _uses(s, table_id)]
+    if params["purge_subnets"] and table:
+        skip = set(s["id"].lower() for s in listed + chosen)
+        chosen += [session.read("purge_subnets", session.network.subnets.get, *_subnet_args(ref["id"]))
+                   for ref in props(table).get("subnets") or [] if ref["id"].lower() not in skip]
+    return chosen
+
+
 def ensure(session, params):
-    """route_table: converge the table, then associate / dissociate the subnets that need it."""
+    """route_table: converge the table (one PUT), then associate / dissociate the subnets that need it."""
     validate(params)
     rg, name = params["resource_group"], params["name"]
     table = session.find("name", session.network.route_tables.get, rg, name)
     table_id = table["id"] if table else session.resource_id(rg, "routeTables", name)
     before = table_view(table)
 
-    # Every read (and every refusal) happens before the first write.
-    dissociate = [s for s in _read_subnets(session, params, "dissociate_subnets") if same_id(props(s).get("routeTable", {}).get("id"), table_id)]
-    if params["purge_subnets"] and table:
-        keep = set(s["id"].lower() for s in _read_subnets(session, params, "subnets")) if params["state"] == "present" else set()
-        listed = set(s["id"].lower() for s in dissociate)
-        for subnet_ref in props(table).get("subnets") or []:
-            if subnet_ref["id"].lower() not in keep | listed:
-                subnet = session.read("purge_subnets", session.network.subnets.get, *_subnet_args(subnet_ref["id"]))
-                dissociate.append(subnet)
+    # Every read, and every refusal, happens before the first write.
+    listed = _read_subnets(session, params, "subnets") if params["state"] == "present" else []
+    dissociate = _to_dissociate(session, params, table, table_id, listed)
+    dissociated = sorted(s["id"] for s in dissociate)
 
     if params["state"] == "absent":
         if table is None:
             return result({}, {}, route_table={}, associated=[], dissociated=[])
-        left = set(s["id"].lower() for s in props(table).get("subnets") or []) - set(s["id"].lower() for s in dissociate)
+        left = set(ref["id"].lower() for ref in props(table).get("subnets") or []) - set(i.lower() for i in dissociated)
         if left:
             raise AnycastError("dissociate_subnets", "route table %r is still associated with %s; list them in dissociate_subnets "
                                "(or set purge_subnets: true) to delete it" % (name, ", ".join(sorted(left))))
         for subnet in dissociate:
             _put_subnet(session, subnet, None)
         session.write("name", session.network.route_tables.begin_delete, rg, name)
-        return result(before, {}, route_table={}, associated=[], dissociated=sorted(s["id"] for s in dissociate))
+        return result(before, {}, route_table={}, associated=[], dissociated=dissociated)
 
     if table is None and not params["location"]:
         raise AnycastError("location", "required to create route table %r" % name)
-    associate = [s for s in _read_subnets(session, params, "subnets") if not same_id(props(s).get("routeTable", {}).get("id"), table_id)]
+    associate = [s for s in listed if not _uses(s, table_id)]
 
     after = dict(name=table["name"] if table else name, location=table["location"] if table else params["location"],
                  disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
@@ -154,8 +164,8 @@ def ensure(session, params):
     if params["disable_bgp_route_propagation"] is not None:
         after["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
     table_changed = dict(before, subnets=None) != dict(after, subnets=None)
-    subnet_ids = set(before.get("subnets", [])) | set(s["id"] for s in associate)
-    after["subnets"] = sorted(i for i in subnet_ids if i.lower() not in set(s["id"].lower() for s in dissociate))
+    gone = set(i.lower() for i in dissociated)
+    after["subnets"] = sorted(i for i in set(before.get("subnets", [])) | set(s["id"] for s in associate) if i.lower() not in gone)
 
     if table_changed:
         written = session.write("name", session.network.route_tables.begin_create_or_update, rg, name, table_body(table, after))
@@ -165,10 +175,8 @@ def ensure(session, params):
     for subnet in dissociate:
         _put_subnet(session, subnet, None)
 
-    changed = table_changed or bool(associate) or bool(dissociate)
-    facts = dict(after, id=table_id)
-    return result(before, after, changed=changed, route_table=facts,
-                  associated=sorted(s["id"] for s in associate), dissociated=sorted(s["id"] for s in dissociate))
+    return result(before, after, changed=table_changed or bool(associate) or bool(dissociate), route_table=dict(after, id=table_id),
+                  associated=sorted(s["id"] for s in associate), dissociated=dissociated)
 
 
 def _subnet_args(subnet_id):

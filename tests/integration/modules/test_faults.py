@@ -47,3 +47,17 @@ def test_persistent_500s_fail_clearly_within_the_timeout(run_module, lab):
     attempts = statuses(lab, "/routeTables/")
     assert len(attempts) > 1 and set(attempts) == {500}  # the SDK retried ...
     assert elapsed < 12 + 8, elapsed  # ... but gave up within the module's timeout (plus ansible-playbook's start-up)
+
+
+def test_a_peer_left_failed_is_repaired_by_the_next_run(run_module, lab, network):
+    args = dict(route_server=HUB, resource_group=RG, name="nva1", peer_ip="10.10.2.4", peer_asn=65001)
+    lab.inject(method="PUT", path="/bgpConnections/nva1$", lro_final="Failed", code="BgpConnectionProvisioningFailed",
+               message="The BGP connection could not be provisioned.")
+    failed = run_module("route_server_peer", args)
+    assert failed["failed"] is True and failed["msg"] == "name: BgpConnectionProvisioningFailed: The BGP connection could not be provisioned."
+    assert network.virtual_hub_bgp_connection.get(RG, HUB, "nva1").provisioning_state == "Failed"
+
+    repaired = run_module("route_server_peer", args)
+    assert repaired["failed"] is False and repaired["changed"] is True and repaired["writes"] == 1, repaired
+    assert repaired["peer"]["provisioning_state"] == "Succeeded"
+    assert run_module("route_server_peer", args)["writes"] == 0
