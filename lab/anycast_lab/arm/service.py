@@ -113,8 +113,6 @@ class Service:  # pylint: disable=too-many-public-methods
                     raise self._unknown_type(rest[4:], api_version)
                 return self._resource(method, parsed[0], parsed[1], body, headers, api_version, fault)
         if len(rest) >= 3 and lower[0] == "providers" and lower[1] == "microsoft.network":
-            if len(rest) == 5 and lower[2] == "locations" and lower[4] in ("operations", "operationresults"):
-                raise not_found("OperationNotFound", "Operation id missing.")
             if len(rest) == 6 and lower[2] == "locations" and lower[4] in ("operations", "operationresults"):
                 return self._operation_status(rest[5], lower[4] == "operationresults", api_version)
             if len(rest) == 3 and method == "GET":

@@ -108,3 +108,23 @@ def test_a_second_independent_client_plain_requests(arm_emulator):
     assert table["type"] == "Microsoft.Network/routeTables" and table["etag"].startswith('W/"')
     # and the SDK sees the same resource
     assert arm_emulator.network_client().route_tables.get(arm_emulator.resource_group, "rt-plain").routes[0].name == "anycast"
+
+
+@pytest.mark.parametrize("change, code", [
+    ({"exp": 1}, "ExpiredAuthenticationToken"),
+    ({"aud": "https://graph.microsoft.com"}, "InvalidAuthenticationTokenAudience"),
+    ({"tid": "99999999-0000-0000-0000-000000000000"}, "InvalidAuthenticationTokenTenant"),
+])
+def test_tokens_signed_right_but_wrong_claims_are_401(arm_emulator, change, code):
+    from anycast_lab.arm import identity  # pylint: disable=import-outside-toplevel
+    with open(arm_emulator.state_file, encoding="utf-8") as handle:
+        key = json.load(handle)["signing_key"]
+    claims = {"aud": "https://management.azure.com", "tid": arm_emulator.tenant_id, "appid": arm_emulator.client_id, "exp": time.time() + 600}
+    claims.update(change)
+    answer = requests.get(_hub_vnet_url(arm_emulator), headers={"Authorization": "Bearer " + identity.sign(key, claims)},
+                          verify=arm_emulator.ca_bundle, timeout=10)
+    assert answer.status_code == 401 and answer.json()["error"]["code"] == code
+    claims = dict(claims, exp=time.time() + 600, aud="https://management.azure.com", tid=arm_emulator.tenant_id)
+    answer = requests.get(_hub_vnet_url(arm_emulator), headers={"Authorization": "Bearer " + identity.sign(key, claims)},
+                          verify=arm_emulator.ca_bundle, timeout=10)
+    assert answer.status_code == 200
