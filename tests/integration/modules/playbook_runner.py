@@ -41,11 +41,16 @@ class Runner:
                     tenant=emu.tenant_id, arm_endpoint=self.emulator.endpoint, authority_host=self.emulator.endpoint,
                     ca_bundle=self.emulator.ca_bundle, timeout=timeout)
 
-    def command(self, module, args, check=False, diff=True, timeout=60):
-        """The ansible-playbook command line and environment for one module call (also used by the concurrency test)."""
+    def command(self, module, args, check=False, diff=True, timeout=60, env=None, drop=()):
+        """The ansible-playbook command line and environment for one module call (also used by the concurrency test).
+
+        env adds environment variables; drop removes common options from the task (to test their fallbacks)."""
         self.count += 1
         playbook = os.path.join(str(self.workdir), "play-%d.yml" % self.count)
-        task = {"name": "module under test", "anycast.nva.%s" % module: dict(self.auth(timeout), **args)}
+        options = dict(self.auth(timeout), **args)
+        for key in drop:
+            options.pop(key)
+        task = {"name": "module under test", "anycast.nva.%s" % module: options}
         with open(playbook, "w", encoding="utf-8") as handle:
             # JSON is YAML: no quoting surprises in the arguments.
             json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], handle)
@@ -54,7 +59,8 @@ class Runner:
             cmd.append("--check")
         if diff:
             cmd.append("--diff")
-        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json_result",
+        env = dict(os.environ, **(env or {}))
+        env.update(ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="json_result",
                    ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
         return cmd, env
 
@@ -70,8 +76,8 @@ class Runner:
         result["failed"] = tasks[0]["status"] == "failed"
         return result
 
-    def __call__(self, module, args, check=False, diff=True, timeout=60):
-        cmd, env = self.command(module, args, check=check, diff=diff, timeout=timeout)
+    def __call__(self, module, args, check=False, diff=True, timeout=60, env=None, drop=()):
+        cmd, env = self.command(module, args, check=check, diff=diff, timeout=timeout, env=env, drop=drop)
         writes_before = self.emulator.writes()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout + 120, check=False)
         result = self.parse(proc)

@@ -1,0 +1,22 @@
+"""Credentials and endpoints from the environment, as on a controller set up with AZURE_* variables."""
+from playbook_runner import HUB, RG
+
+
+def test_service_principal_subscription_and_ca_from_the_environment(run_module, lab):
+    result = run_module("route_server_info", dict(name=HUB, resource_group=RG, auth_source="env"), env=lab.env(),
+                        drop=("subscription_id", "client_id", "secret", "tenant", "authority_host", "ca_bundle"))
+    assert result["failed"] is False, result
+    assert result["route_server"]["asn"] == 65515
+    tokens = [r for r in lab.requests() if r["kind"] == "identity" and r["method"] == "POST"]
+    assert tokens and all(r["status"] == 200 for r in tokens)
+
+
+def test_auto_uses_the_explicit_service_principal(run_module, lab):
+    result = run_module("route_server_info", dict(name=HUB, resource_group=RG, auth_source="auto"))
+    assert result["failed"] is False and result["route_server"]["name"] == HUB, result
+
+
+def test_credentials_without_a_secret_name_the_option(run_module, lab):
+    result = run_module("route_server_info", dict(name=HUB, resource_group=RG, auth_source="credentials"), drop=("secret",))
+    assert result["failed"] is True and result["msg"] == "secret: required when auth_source is credentials", result
+    assert [r for r in lab.requests() if r["kind"] == "arm"] == []
