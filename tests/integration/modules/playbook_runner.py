@@ -41,19 +41,24 @@ class Runner:
                     tenant=emu.tenant_id, arm_endpoint=self.emulator.endpoint, authority_host=self.emulator.endpoint,
                     ca_bundle=self.emulator.ca_bundle, timeout=timeout)
 
-    def command(self, module, args, check=False, diff=True, timeout=60, env=None, drop=()):
+    def command(self, module, args, check=False, diff=True, timeout=60, env=None, drop=(), group_defaults=False):
         """The ansible-playbook command line and environment for one module call (also used by the concurrency test).
 
-        env adds environment variables; drop removes common options from the task (to test their fallbacks)."""
+        env adds environment variables; drop removes common options (to test their fallbacks);
+        group_defaults passes the common options through module_defaults of the anycast.nva.azure action group."""
         self.count += 1
         playbook = os.path.join(str(self.workdir), "play-%d.yml" % self.count)
-        options = dict(self.auth(timeout), **args)
+        common = self.auth(timeout)
         for key in drop:
-            options.pop(key)
-        task = {"name": "module under test", "anycast.nva.%s" % module: options}
+            common.pop(key)
+        play = {"hosts": "localhost", "gather_facts": False}
+        if group_defaults:
+            play["module_defaults"] = {"group/anycast.nva.azure": common}
+            common = {}
+        play["tasks"] = [{"name": "module under test", "anycast.nva.%s" % module: dict(common, **args)}]
         with open(playbook, "w", encoding="utf-8") as handle:
             # JSON is YAML: no quoting surprises in the arguments.
-            json.dump([{"hosts": "localhost", "gather_facts": False, "tasks": [task]}], handle)
+            json.dump([play], handle)
         cmd = ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable, playbook]
         if check:
             cmd.append("--check")
@@ -76,8 +81,8 @@ class Runner:
         result["failed"] = tasks[0]["status"] == "failed"
         return result
 
-    def __call__(self, module, args, check=False, diff=True, timeout=60, env=None, drop=()):
-        cmd, env = self.command(module, args, check=check, diff=diff, timeout=timeout, env=env, drop=drop)
+    def __call__(self, module, args, check=False, diff=True, timeout=60, env=None, drop=(), group_defaults=False):
+        cmd, env = self.command(module, args, check=check, diff=diff, timeout=timeout, env=env, drop=drop, group_defaults=group_defaults)
         writes_before = self.emulator.writes()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout + 120, check=False)
         result = self.parse(proc)

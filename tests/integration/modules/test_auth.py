@@ -20,3 +20,8 @@ def test_credentials_without_a_secret_name_the_option(run_module, lab):
     result = run_module("route_server_info", dict(name=HUB, resource_group=RG, auth_source="credentials"), drop=("secret",))
     assert result["failed"] is True and result["msg"] == "secret: required when auth_source is credentials", result
     assert [r for r in lab.requests() if r["kind"] == "arm"] == []
+
+
+def test_common_options_once_through_the_action_group(run_module):
+    result = run_module("route_server_info", dict(name=HUB, resource_group=RG), group_defaults=True)
+    assert result["failed"] is False and result["route_server"]["name"] == HUB, result
