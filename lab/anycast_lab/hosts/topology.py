@@ -78,7 +78,7 @@ class Topology:
         for node in self.spec.nodes:
             for svc in node.services:
                 if svc.kind == "bird":
-                    self._check_bird_config(node.name, svc)
+                    self._check_bird(node.name, svc)
         img = image.ensure_image(self.image_cache)
         with machine_lock():
             # Every check before the first change: a refused spec leaves the machine as it was.
@@ -196,8 +196,11 @@ class Topology:
                 return node, svc
         raise LabError(f"node {node_name} has no service {svc_name!r} (services: {', '.join(s.name for s in node.services) or 'none'})")
 
-    @staticmethod
-    def _check_bird_config(node_name, svc):
+    def _check_bird(self, node_name, svc):
+        """A bird service's config must exist and parse, and its control socket path must fit a unix socket."""
+        sock = self.bird_socket(node_name, svc.name)
+        if len(sock) > SOCKET_PATH_MAX:
+            raise LabError(f"nodes ({node_name}).services ({svc.name}): control socket {sock} is longer than {SOCKET_PATH_MAX}; use a shorter state dir")
         where = f"nodes ({node_name}).services ({svc.name}).config"
         if not os.path.isfile(svc.config):
             raise LabError(f"{where}: file {svc.config} does not exist")
@@ -222,10 +225,8 @@ class Topology:
                 os.unlink(stale)
         env = None
         if svc.kind == "bird":
+            self._check_bird(node.name, svc)
             sock = self.bird_socket(node.name, svc.name)
-            if len(sock) > SOCKET_PATH_MAX:
-                raise LabError(f"service {node.name}/{svc.name}: control socket path {sock} is longer than {SOCKET_PATH_MAX}; use a shorter --state dir")
-            self._check_bird_config(node.name, svc)
             argv, ready = ["bird", "-f", "-c", svc.config, "-s", sock], sock
         elif svc.kind == "http":
             argv = [sys.executable, "-m", "anycast_lab.hosts.httpd", "--bind", svc.bind, "--port", str(svc.port),
