@@ -6,6 +6,7 @@ systemd-nspawn with the network configured from outside.
 """
 
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
@@ -93,8 +94,10 @@ def _in_use(path):
 
 def _build(final):
     """debootstrap + prepare into a temporary dir, then rename: an interrupted build is never mistaken for a good one."""
+    # Trees of interrupted builds (we hold the build lock, so none is in progress) only take space.
+    for stale in glob.glob(f"{glob.escape(final)}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = f"{final}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     started = time.monotonic()
     log(f"building root image {final} (debootstrap {SUITE}, {len(PACKAGES)} packages)")
     cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE, tmp, MIRROR]
