@@ -5,12 +5,14 @@ taken down afterwards otherwise; ANYCAST_LAB_KEEP=1 keeps it). `network` is the 
 azure-mgmt-network client against the lab's ARM emulator, authenticated as the lab's service principal.
 `testvm` drives the spare VM of a region's NVA subnet: a BGP speaker and services the tests control.
 """
+import json
 import os
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 
 LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lab")
 if LAB not in sys.path:
@@ -197,3 +199,59 @@ def azure(network):  # pylint: disable=redefined-outer-name
     changes = Azure(network)
     yield changes
     changes.cleanup()
+
+
+REPO = os.path.dirname(LAB)
+# The playbook the deployed-scenario tests run; ANYCAST_SITE_PLAYBOOK points elsewhere (e.g. while it is written).
+SITE = os.environ.get("ANYCAST_SITE_PLAYBOOK", os.path.join(REPO, "playbooks", "site.yml"))
+
+
+class PlaybookRun:
+    """One ansible-playbook run: return code, output and the PLAY RECAP per host."""
+
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.output = proc.stdout + proc.stderr
+        self.recap = {}
+        for line in proc.stdout.splitlines():
+            fields = line.split()
+            if len(fields) > 2 and fields[1] == ":" and "ok=" in line:
+                self.recap[fields[0]] = {key: int(value) for key, value in (item.split("=") for item in fields[2:])}
+
+    def changed(self):
+        return sum(host["changed"] for host in self.recap.values())
+
+
+def site(region, extra_vars=None):
+    """Run the site playbook for one lab region (with optional extra vars as a dict)."""
+    argv = ["ansible-playbook", "-i", os.path.join(REPO, "inventories", "lab", region.name), SITE]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    return PlaybookRun(subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO, env=env))
+
+
+def hostvar(region, host, name):
+    """A variable of a lab NVA as Ansible resolves it: the inventory's value, else the role's default."""
+    out = subprocess.run(["ansible-inventory", "-i", os.path.join(REPO, "inventories", "lab", region.name), "--host", host],
+                         capture_output=True, text=True, check=True).stdout
+    value = json.loads(out).get(name)
+    if value is None:
+        role = name.split("_", 1)[0]
+        with open(os.path.join(REPO, "roles", role, "defaults", "main.yml"), encoding="utf-8") as handle:
+            value = yaml.safe_load(handle)[name]
+    return value
+
+
+@pytest.fixture(scope="session")
+def deployed(lab):  # pylint: disable=redefined-outer-name
+    """Both regions deployed with the site playbook (once per session); skipped while the playbook does not exist."""
+    if not os.path.exists(SITE):
+        pytest.skip(f"{SITE} does not exist yet")
+    for region in plan.REGIONS:
+        started = time.monotonic()
+        run = site(region)
+        assert run.rc == 0, f"site.yml failed for {region.name}:\n{run.output[-4000:]}"
+        print(f"\nsite.yml {region.name}: {time.monotonic() - started:.0f} s, changed={run.changed()}", flush=True)
+    wait_for(lambda: len(onprem_route(f"{plan.ANYCAST_IP}/32")) == 2, 60, "on-premises did not learn the anycast IP from both regions")
+    return lab

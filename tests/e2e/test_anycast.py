@@ -1,0 +1,129 @@
+"""The README's scenario end to end (issue 4, tests 1, 2, 3, 5, 7, 8, 9): site.yml per region, then on-premises traffic.
+
+Skipped until the site playbook exists (ANYCAST_SITE_PLAYBOOK points at another one meanwhile). Every test
+puts the lab back as `deployed` left it. Figures (failover time, failed requests) are printed: run with -s.
+"""
+import subprocess
+import time
+
+from conftest import hold_for, hostvar, onprem_route, site, wait_for
+from anycast_lab.net import plan
+from anycast_lab.net.traffic import Traffic, requests, settled, summary
+
+WE, NE = plan.REGIONS
+ANYCAST = f"{plan.ANYCAST_IP}/32"
+PUBLIC_ASN = 3356  # any public ASN: it survives the ExpressRoute edge
+ANSWER = {region.short: f"{region.name} {region.short}-app" for region in plan.REGIONS}
+
+
+def ecmp_onprem():
+    out = subprocess.run(["ip", "-n", plan.ONPREM_NS, "route", "show", ANYCAST], capture_output=True, text=True, check=True).stdout
+    return out.count("nexthop via") == 2
+
+
+def test_idempotent_rerun_changes_nothing_and_writes_nothing_to_arm(deployed):
+    arm = deployed.arm()
+    for region in plan.REGIONS:
+        arm.clear_requests()
+        run = site(region)
+        assert run.rc == 0, run.output[-3000:]
+        assert run.changed() == 0, f"second run of {region.name} changed something: {run.recap}"
+        assert arm.writes() == 0, f"second run of {region.name} wrote to ARM: {arm.arm_requests('write')}"
+
+
+def test_ecmp_serves_onpremises_from_both_regions(deployed):  # pylint: disable=unused-argument
+    assert ecmp_onprem()
+    answers = requests(60)
+    assert answers["failed"] == 0, answers
+    assert answers[ANSWER["we"]] > 0 and answers[ANSWER["ne"]] > 0, f"not spread over both regions: {answers}"
+
+
+def test_guard_rails_stop_the_run_before_any_change(deployed):
+    arm = deployed.arm()
+    for bad, why in (({"anycast_prefixes": ["10.10.9.9/32"]}, "anycast prefix inside the hub VNet"),
+                     ({"anycast_prefixes": ["172.16.5.5/32"]}, "anycast prefix inside on-premises"),
+                     ({"anycast_nva_asn": 65515}, "ASN reserved by Azure (Route Server's own)")):
+        arm.clear_requests()
+        run = site(WE, bad)
+        assert run.rc != 0, f"{why}: the run did not fail"
+        assert arm.writes() == 0, f"{why}: ARM writes before the run stopped: {arm.arm_requests('write')}"
+        assert run.changed() == 0, f"{why}: hosts changed before the run stopped: {run.recap}"
+
+
+def test_public_prepend_prefers_the_other_region_private_prepend_is_stripped(deployed):  # pylint: disable=unused-argument
+    try:
+        run = site(NE, {"bird_prepend_count": 2, "bird_prepend_asn": PUBLIC_ASN})
+        assert run.rc == 0, run.output[-3000:]
+        wait_for(lambda: not ecmp_onprem(), 30, "a public-ASN prepend in northeurope did not end ECMP on-premises")
+        assert [route["as_path"] for route in onprem_route(ANYCAST)][0] == ["12076"]
+        assert requests(40) == {ANSWER["we"]: 40}
+
+        run = site(NE, {"bird_prepend_count": 2, "bird_prepend_asn": plan.NVA_ASN})
+        assert run.rc == 0, run.output[-3000:]
+        assert "WARNING" in run.output and "private" in run.output.lower(), "no warning that a private-ASN prepend is stripped"
+        wait_for(ecmp_onprem, 30, "a private-ASN prepend changed the on-premises choice (it must be stripped at the edge)")
+        answers = requests(60)
+        assert answers["failed"] == 0 and answers[ANSWER["we"]] > 0 and answers[ANSWER["ne"]] > 0, answers
+    finally:
+        assert site(NE).rc == 0
+        wait_for(ecmp_onprem, 30, "ECMP did not come back after the prepend was removed")
+
+
+def test_health_failover_moves_traffic_and_back(deployed):
+    topo = deployed.topology()
+    flow = Traffic(rate=25)
+    try:
+        time.sleep(3)
+        stopped = time.time()
+        topo.service_stop("we-app", "web")
+        time.sleep(15)
+    finally:
+        records = flow.stop()
+        topo.service_start("we-app", "web")
+    after = [record for record in records if record["t"] >= stopped]
+    moved = settled(after, ANSWER["ne"])
+    failed = sum(1 for record in after if not record["ok"])
+    print(f"\nhealth failover: {len(after) / 15:.0f} requests/s, traffic on northeurope only after "
+          f"{(moved - stopped) if moved else float('nan'):.2f} s, {failed} failed requests of {len(after)}", flush=True)
+    assert moved is not None and moved - stopped < 10, f"traffic did not move to northeurope: {summary(after)}"
+    wait_for(ecmp_onprem, 30, "westeurope's announcement did not come back with its application")
+    answers = requests(60)
+    assert answers["failed"] == 0 and answers[ANSWER["we"]] > 0, answers
+
+
+def test_nva_death_keeps_the_service_up_within_the_hold_time(deployed):
+    hold = hostvar(WE, "we-nva1", "bird_hold_time")
+    topo = deployed.topology()
+    host = topo.host("we-nva1")
+    flow = Traffic(rate=25)
+    try:
+        time.sleep(2)
+        stopped = time.time()
+        host.stop()
+        time.sleep(hold + 10)
+    finally:
+        records = flow.stop()
+        host.boot()
+    late = [record for record in records if record["t"] >= stopped + hold + 2]
+    failed = [record for record in records if record["t"] >= stopped and not record["ok"]]
+    print(f"\nNVA death: {len(failed)} failed requests; hold time {hold} s", flush=True)
+    assert late and all(record["ok"] for record in late), f"failures after the hold time: {summary(late)}"
+    wait_for(ecmp_onprem, 60, "the NVA did not come back after reboot")
+
+
+def test_no_snat_return_traffic_needs_the_udr(deployed, azure):
+    try:
+        run = site(WE, {"anycast_nat_mode": "no-snat"})
+        assert run.rc == 0, run.output[-3000:]
+        subnet = azure.client.subnets.get(WE.resource_group, WE.spoke_vnet, "snet-app")
+        assert subnet.route_table is not None, "no-SNAT mode did not associate a route table with the application subnet"
+        answers = requests(60)
+        assert answers["failed"] == 0 and answers[ANSWER["we"]] > 0, answers
+        # Negative control: without the UDR the backend answers on-premises directly and the client drops it.
+        azure.set_subnet_route_table(WE, WE.spoke_vnet, "snet-app", None)
+        hold_for(lambda: requests(20)["failed"] == 0, 3, "no-SNAT traffic to westeurope still works without the UDR")
+        answers = requests(60)
+        assert answers[ANSWER["we"]] == 0 and answers["failed"] > 0, answers
+    finally:
+        azure.cleanup()
+        assert site(WE).rc == 0
