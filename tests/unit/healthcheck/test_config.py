@@ -97,3 +97,13 @@ def test_check_config_rejects_invalid_json(tmp_path, daemon_path):
     result = run_cli(daemon_path, 'check-config', str(path))
     assert result.returncode == 2
     assert 'not valid JSON' in result.stderr
+
+
+def test_role_defaults_equal_the_daemon_defaults(hc, daemon_path):
+    yaml = pytest.importorskip('yaml')
+    role = daemon_path.parents[1]
+    defaults = yaml.safe_load((role / 'defaults' / 'main.yml').read_text())
+    specs = yaml.safe_load((role / 'meta' / 'argument_specs.yml').read_text())['argument_specs']['main']['options']
+    for key, value in hc.PREFIX_DEFAULTS.items():
+        assert defaults['healthcheck_' + key] == value, key
+        assert specs['healthcheck_' + key]['default'] == value, key
