@@ -82,8 +82,9 @@ class EmulatorProcess:  # pylint: disable=too-many-public-methods
         cmd = [sys.executable, "-m", "anycast_lab.arm", "serve", "--port", str(self.port), "--state", self.state_file, "--log", self.log_file,
                "--tls-dir", self.tls_dir, "--op-seconds", str(self.defaults["op_seconds"]),
                "--routing-delay", str(self.defaults["routing_delay"])] + self.extra_args
-        # pylint: disable-next=consider-using-with
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(os.path.join(self.workdir, "stderr.log"), "ab"), text=True)
+        with open(os.path.join(self.workdir, "stderr.log"), "ab") as stderr:
+            # pylint: disable-next=consider-using-with
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
         deadline = time.time() + timeout
         while time.time() < deadline:
             readable = select.select([self.proc.stdout], [], [], 0.2)[0]

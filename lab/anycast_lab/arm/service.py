@@ -24,6 +24,7 @@ from .identity import check_bearer
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 ROUTE_ROLES = ("RouteServiceRole_IN_0", "RouteServiceRole_IN_1")
 PEER_STATES = ("Unknown", "Connecting", "Connected", "NotConnected")  # HubBgpConnectionStatus
+PEER_STATE_INTERVAL = 1.0
 
 
 class Response:  # pylint: disable=too-few-public-methods
@@ -64,7 +65,9 @@ class Service:  # pylint: disable=too-many-public-methods
         self.clock = time.time
         self._timers = {}
         self._hooks = queue.Queue()
+        self._peer_states = {}
         threading.Thread(target=self._run_hooks, name="arm-hooks", daemon=True).start()
+        threading.Thread(target=self._watch_peer_states, name="arm-peer-states", daemon=True).start()
         self._resume_operations()
 
     # ------------------------------------------------------------ entry point
@@ -408,23 +411,34 @@ class Service:  # pylint: disable=too-many-public-methods
             hub["etag"] = res.new_etag()
         elif ref.type_key == "virtualHubs/bgpConnections" and method == "PUT":
             conn = self.store.get(ref.id)
-            conn["properties"]["connectionState"] = self._peer_state(ref, conn)
+            # Without the lab a provisioned peer counts as Connected; with it, the peer-state watcher tells.
+            conn["properties"]["connectionState"] = "Connecting" if self.settings.peer_state_cmd else "Connected"
 
-    def _peer_state(self, ref, conn):
-        """Connected once provisioned, unless --peer-state-cmd reports the lab's real BGP state."""
-        if not self.settings.peer_state_cmd:
-            return "Connected"
-        out = self._run_cmd(self.settings.peer_state_cmd, [ref.names[0], ref.names[1], conn["properties"]["peerIp"]])
-        state = (out or "").strip()
-        if state not in PEER_STATES:
-            print(f"arm emulator: --peer-state-cmd printed {state!r}, not one of {PEER_STATES}", flush=True)
-            return "Unknown"
-        return state
+    def _watch_peer_states(self):
+        """With --peer-state-cmd: ask it about every provisioned peer each PEER_STATE_INTERVAL, outside the state lock
+        (the command may be slow: it asks the lab's BGP speakers), and keep the answers for GETs."""
+        while True:
+            time.sleep(PEER_STATE_INTERVAL)
+            cmd = self.settings.peer_state_cmd
+            if not cmd:
+                continue
+            with self.store.lock:
+                peers = [(body["id"], body["properties"]["peerIp"]) for body in self.store.find(
+                    lambda b: b["type"] == res.arm_type("virtualHubs/bgpConnections") and b["properties"].get("provisioningState") == "Succeeded")]
+            states = {}
+            for peer_id, peer_ip in peers:
+                names = res.id_ref(peer_id).names
+                state = (self._run_cmd(cmd, [names[0], names[1], peer_ip]) or "").strip()
+                if state not in PEER_STATES:
+                    print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer_id}, not one of {PEER_STATES}", flush=True)
+                    state = "Unknown"
+                states[peer_id.lower()] = state
+            self._peer_states = states
 
     def connection_state(self, conn):
-        """connectionState for a GET: live from --peer-state-cmd when set, else the stored one."""
+        """connectionState for a GET: the lab's BGP state when --peer-state-cmd is set, else the stored one."""
         if self.settings.peer_state_cmd and conn["properties"].get("provisioningState") == "Succeeded":
-            return self._peer_state(res.id_ref(conn["id"]), conn)
+            return self._peer_states.get(conn["id"].lower(), "Connecting")
         return conn["properties"].get("connectionState")
 
     def _operation_status(self, op_id, is_location, api_version):

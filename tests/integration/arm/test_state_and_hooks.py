@@ -85,14 +85,18 @@ def test_hooks_for_the_lab(arm_emulator_factory, tmp_path):
                           '"sourcePeer": "%s", "origin": "EBgp", "asPath": "65001", "weight": 32768}], "RouteServiceRole_IN_1": []}\' "$3" "$1/$2/$4"\n')
     routes_cmd.chmod(0o755)
     state_cmd = tmp_path / "state.sh"
-    state_cmd.write_text('#!/bin/sh\n[ "$1 $2 $3" = "rs-weu nva1 10.10.2.4" ] && echo Connecting || echo "bad args: $*"\n')
+    state_cmd.write_text('#!/bin/sh\n[ "$1 $2 $3" = "rs-weu nva1 10.10.2.4" ] && echo NotConnected || echo "bad args: $*"\n')
     state_cmd.chmod(0o755)
     emu = arm_emulator_factory(extra_args=["--on-change-cmd", f'echo "$ARM_METHOD $ARM_CHANGED $ARM_STATE" >> {changes}',
                                            "--routes-cmd", str(routes_cmd), "--peer-state-cmd", str(state_cmd)])
     emu.seed(route_server_topology())
     net = emu.network_client()
     peer = net.virtual_hub_bgp_connection.begin_create_or_update(RG, "rs-weu", "nva1", {"properties": {"peerIp": "10.10.2.4", "peerAsn": 65001}}).result()
-    assert peer.connection_state == "Connecting"  # from --peer-state-cmd: no BGP session in this test
+    assert peer.connection_state == "Connecting"  # until the lab's BGP speaker is asked
+    deadline = time.monotonic() + 5
+    while net.virtual_hub_bgp_connection.get(RG, "rs-weu", "nva1").connection_state != "NotConnected":  # what --peer-state-cmd says
+        assert time.monotonic() < deadline, "the peer state never came from --peer-state-cmd"
+        time.sleep(0.2)
     routes = net.virtual_hub_bgp_connections.begin_list_learned_routes(RG, "rs-weu", "nva1").result()
     assert routes["RouteServiceRole_IN_0"][0].next_hop == "10.10.2.4"
     assert routes["RouteServiceRole_IN_0"][0].source_peer == "rs-weu/nva1/learned"
