@@ -149,8 +149,7 @@ class Handler(BaseHTTPRequestHandler):
         started = time.time()
         url = urlsplit(self.path)
         path, query = unquote(url.path), parse_qs(url.query)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._read_body()
         headers = {key.lower(): value for key, value in self.headers.items()}
         if path.startswith("/_emulator/"):
             self._answer(self._guard(lambda: self._admin(method, path[len("/_emulator/"):], raw)))
@@ -163,6 +162,19 @@ class Handler(BaseHTTPRequestHandler):
         self.server.record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"), "method": method,
                             "path": path, "query": url.query, "status": response.status, "client": self.client_address[0],
                             "kind": kind, "category": category, "fault": bool(fault), "ms": int((time.time() - started) * 1000)})
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()  # the empty line after the last chunk (no trailers expected)
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
     def _serve(self, kind, method, path, query, headers, raw, fault):  # pylint: disable=too-many-arguments
         if fault is not None:

@@ -97,3 +97,11 @@ def test_resource_groups(arm_emulator, arm):
     assert arm("GET", path).status_code == 404
     with pytest.raises(HttpResponseError):
         net.route_tables.get("rg-new", "rt")
+
+
+def test_chunked_request_body(arm_emulator, arm):
+    body = b'{"location": "westeurope", "properties": {"disableBgpRoutePropagation": true}}'
+    answer = arm("PUT", arm_emulator.rid("routeTables/rt-chunked") + "?api-version=2025-07-01", data=iter([body[:20], body[20:]]),
+                 headers={"Content-Type": "application/json"})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["properties"]["disableBgpRoutePropagation"] is True
