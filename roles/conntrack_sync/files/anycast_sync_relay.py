@@ -1,0 +1,93 @@
+# Copyright: anycast.nva contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""anycast-sync-relay: copy each conntrackd sync datagram to every peer (unicast fan-out).
+
+conntrackd's UDP channel has exactly one destination, and running one conntrackd per
+peer loops: an entry one instance injects is a kernel event the other instances send
+on, and back. So with three or more NVAs a single conntrackd in NOTRACK mode (built for
+multicast, it accepts messages from several senders) sends to this relay on loopback,
+and the relay sends every datagram to each peer's conntrackd. Azure has no multicast,
+hence the relay. Python standard library only; no privileges (port above 1023, loopback).
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+
+
+def endpoint(text):
+    """'10.10.3.5:3780' -> ('10.10.3.5', 3780), checked."""
+    host, _sep, port = text.rpartition(':')
+    try:
+        ipaddress.IPv4Address(host)
+        port = int(port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError('%r is not IPv4:PORT' % text) from exc
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError('%r: port must be 1-65535' % text)
+    return host, port
+
+
+def parse_args(argv=None):
+    """Command line."""
+    parser = argparse.ArgumentParser(prog='anycast-sync-relay', description=__doc__.split('\n', 1)[0])
+    parser.add_argument('--listen', type=endpoint, required=True, help='loopback IP:PORT conntrackd sends to')
+    parser.add_argument('--source', required=True, type=ipaddress.IPv4Address, help='local sync address (the peers accept only it)')
+    parser.add_argument('--peer', type=endpoint, action='append', required=True, help='IP:PORT of a peer conntrackd (repeat)')
+    args = parser.parse_args(argv)
+    if not ipaddress.IPv4Address(args.listen[0]).is_loopback:
+        parser.error('--listen must be a loopback address: only the local conntrackd may feed the relay')
+    return args
+
+
+def log(event, **fields):
+    """One JSON line on stdout (journald keeps it)."""
+    fields.update(ts=round(time.time(), 3), event=event)
+    print(json.dumps(fields), flush=True)
+
+
+def sd_notify(message):
+    """Readiness for systemd (Type=notify); no-op outside systemd."""
+    addr = os.environ.get('NOTIFY_SOCKET')
+    if addr:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode('ascii'), '\0' + addr[1:] if addr.startswith('@') else addr)
+
+
+def relay(listen_sock, send_sock, peers, count=None):
+    """Forward datagrams until `count` were relayed (forever when None); return per-peer errors."""
+    errors = {peer: 0 for peer in peers}
+    relayed = 0
+    while count is None or relayed < count:
+        data = listen_sock.recv(65535)
+        for peer in peers:
+            try:
+                send_sock.sendto(data, peer)
+            except OSError as exc:
+                # A peer that is down must not stop the others; say so once per burst.
+                errors[peer] += 1
+                if errors[peer] in (1, 100, 10000):
+                    log('send_failed', peer='%s:%d' % peer, error=str(exc), failures=errors[peer])
+        relayed += 1
+    return errors
+
+
+def main(argv=None):
+    """Entry point."""
+    args = parse_args(argv)
+    listen_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listen_sock.bind(args.listen)
+    send_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    send_sock.bind((str(args.source), 0))
+    log('started', listen='%s:%d' % args.listen, source=str(args.source), peers=['%s:%d' % p for p in args.peer])
+    sd_notify('READY=1')
+    relay(listen_sock, send_sock, args.peer)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

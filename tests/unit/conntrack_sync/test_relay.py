@@ -1,0 +1,67 @@
+"""The conntrackd fan-out relay: every datagram reaches every peer, unchanged; bad arguments are refused."""
+
+import importlib.util
+import pathlib
+import socket
+import threading
+
+import pytest
+
+RELAY = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'conntrack_sync' / 'files' / 'anycast_sync_relay.py'
+
+
+@pytest.fixture(scope='module', name='relay')
+def relay_module():
+    """The relay script as a module."""
+    spec = importlib.util.spec_from_file_location('anycast_sync_relay', RELAY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def udp(bind=('127.0.0.1', 0)):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(5)
+    sock.bind(bind)
+    return sock
+
+
+def test_every_datagram_reaches_every_peer(relay):
+    listen, sender = udp(), udp()
+    peers = [udp(), udp(), udp()]
+    worker = threading.Thread(target=relay.relay, args=(listen, sender, [p.getsockname() for p in peers], 3))
+    worker.start()
+    feeder = udp()
+    messages = [b'\x01' * 10, b'conntrackd message', bytes(range(256)) * 5]
+    for message in messages:
+        feeder.sendto(message, listen.getsockname())
+    for peer in peers:
+        received = [peer.recvfrom(65535) for _message in messages]
+        assert [data for data, _src in received] == messages
+        # The copies come from the relay's sending socket (the peers' firewall allows that address only).
+        assert {src for _data, src in received} == {sender.getsockname()}
+    worker.join(5)
+    assert not worker.is_alive()
+
+
+def test_a_peer_that_fails_does_not_stop_the_others(relay):
+    listen, sender, good = udp(), udp(), udp()
+    # Sending to a broadcast address without SO_BROADCAST fails (EACCES) for that peer only.
+    peers = [('255.255.255.255', 3780), good.getsockname()]
+    worker = threading.Thread(target=relay.relay, args=(listen, sender, peers, 1))
+    worker.start()
+    udp().sendto(b'state', listen.getsockname())
+    assert good.recvfrom(100)[0] == b'state'
+    worker.join(5)
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--listen', '10.10.3.4:3780', '--source', '10.10.3.4', '--peer', '10.10.3.5:3780'], 'must be a loopback address'),
+    (['--listen', '127.0.0.1:3780', '--source', '10.10.3.4', '--peer', 'nva2:3780'], "'nva2:3780' is not IPv4:PORT"),
+    (['--listen', '127.0.0.1:3780', '--source', '10.10.3.4', '--peer', '10.10.3.5:70000'], 'port must be 1-65535'),
+    (['--listen', '127.0.0.1:3780', '--source', 'nva1', '--peer', '10.10.3.5:3780'], 'argument --source'),
+])
+def test_bad_arguments_are_refused(relay, capsys, argv, message):
+    with pytest.raises(SystemExit):
+        relay.parse_args(argv)
+    assert message in capsys.readouterr().err
