@@ -167,10 +167,13 @@ def _validate_vnet(svc, ref, props, existing):  # pylint: disable=unused-argumen
     subnets = props.pop("subnets", [])
     if not isinstance(subnets, list):
         raise bad_request("InvalidRequestFormat", "Property 'properties.subnets' must be a list.")
-    checked = []
+    checked, names = [], set()
     for index, subnet in enumerate(subnets):
         if not isinstance(subnet, dict) or not subnet.get("name"):
             raise bad_request("InvalidRequestFormat", f"Property 'properties.subnets[{index}].name' is required.")
+        if subnet["name"].lower() in names:
+            raise bad_request("DuplicateResourceName", f"Subnet name '{subnet['name']}' appears twice in 'properties.subnets'.")
+        names.add(subnet["name"].lower())
         sub_ref = Ref(ref.sub, ref.rg, "virtualNetworks/subnets", [ref.names[0], subnet["name"]])
         checked.append((sub_ref, _validate_subnet(svc, sub_ref, copy.deepcopy(_props(subnet)), None,
                                                   vnet_prefixes=props["addressSpace"]["addressPrefixes"],
@@ -195,10 +198,13 @@ def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=Non
                           f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) is not within the address space {', '.join(vnet_prefixes)} "
                           f"of virtual network '{ref.names[0]}'.")
     for name, other in siblings:
-        other_prefix = other.get("addressPrefix") if isinstance(other, dict) else None
-        if other_prefix and net.overlaps(ipaddress.IPv4Network(other_prefix, strict=False)):
+        try:
+            other_net = ipaddress.IPv4Network(other.get("addressPrefix"), strict=False)
+        except (AttributeError, TypeError, ValueError):
+            continue  # a malformed sibling gets its own error, naming its field
+        if net.overlaps(other_net):
             raise bad_request("NetcfgSubnetRangesOverlap",
-                              f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_prefix}).")
+                              f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_net}).")
     props["addressPrefix"] = prefix
     props.pop("addressPrefixes", None)
     if props.get("routeTable") is not None:

@@ -135,3 +135,21 @@ def test_public_ip(net):
                                                                       "properties": {"publicIPAllocationMethod": "Static"}}).result()
     assert pip.sku.name == "Standard" and pip.ip_address and pip.provisioning_state == "Succeeded"
     assert net.public_ip_addresses.get(RG, "pip1").ip_address == pip.ip_address
+
+
+@pytest.mark.parametrize("subnets, code, field", [
+    ([{"name": "a", "properties": {"addressPrefix": "banana"}}, {"name": "b", "properties": {"addressPrefix": "10.30.1.0/24"}}],
+     "InvalidAddressPrefixFormat", "properties.subnets[0].addressPrefix"),
+    ([{"name": "a", "properties": {"addressPrefix": "10.30.1.0/24"}}, {"name": "b", "properties": {"addressPrefix": "banana"}}],
+     "InvalidAddressPrefixFormat", "properties.subnets[1].addressPrefix"),
+    ([{"name": "a", "properties": {"addressPrefix": "10.30.1.0/24"}}, {"name": "A", "properties": {"addressPrefix": "10.30.2.0/24"}}],
+     "DuplicateResourceName", "properties.subnets"),
+    ([{"name": "a", "properties": {"addressPrefix": "10.30.1.0/24"}}, {"name": "b", "properties": {"addressPrefix": "10.30.1.128/25"}}],
+     "NetcfgSubnetRangesOverlap", "properties.subnets[0].addressPrefix 10.30.1.0/24) overlaps subnet 'b'"),
+])
+def test_bad_embedded_subnets_name_the_field(arm_emulator, net, subnets, code, field):
+    body = {"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.30.0.0/16"]}, "subnets": subnets}}
+    with pytest.raises(HttpResponseError) as caught:
+        net.virtual_networks.begin_create_or_update(RG, "vnet-new", body)
+    assert caught.value.status_code == 400 and caught.value.error.code == code and field in caught.value.error.message
+    assert arm_emulator.rid("virtualNetworks/vnet-new") not in arm_emulator.state()["resources"]
