@@ -153,13 +153,18 @@ class Lab:
             print(f"  {name:<8} " + ", ".join(f"{fields[0]}={fields[-1] if fields[3] == 'up' else fields[3]}" for fields in bgp))
 
 
+def site_playbook():
+    """The playbook that deploys one region: playbooks/site.yml, or $ANYCAST_SITE_PLAYBOOK."""
+    return os.environ.get("ANYCAST_SITE_PLAYBOOK", os.path.join(os.path.dirname(LAB_DIR), "playbooks", "site.yml"))
+
+
 def demo(lab):
     """The README's main job: lab up, site.yml per region, requests spread over both regions, then one region fails."""
     lab.up()
     repo = os.path.dirname(LAB_DIR)
-    site = os.path.join(repo, "playbooks", "site.yml")
+    site = site_playbook()
     if not os.path.exists(site):
-        log("playbooks/site.yml does not exist yet: the lab is up, nothing deployed")
+        log(f"{site} does not exist yet: the lab is up, nothing deployed")
         return
     for region in plan.REGIONS:
         started = time.monotonic()

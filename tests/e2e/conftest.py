@@ -20,7 +20,7 @@ if LAB not in sys.path:
 
 # pylint: disable=wrong-import-position
 from anycast_lab.hosts.util import running_pid  # noqa: E402
-from anycast_lab.lab import Lab  # noqa: E402
+from anycast_lab.lab import Lab, site_playbook  # noqa: E402
 from anycast_lab.net import plan, routers, routes  # noqa: E402
 
 TEST_PREFIX = "10.250.0.99/32"   # the tests' own anycast /32: never the service's 10.250.0.10
@@ -203,7 +203,7 @@ def azure(network):  # pylint: disable=redefined-outer-name
 
 REPO = os.path.dirname(LAB)
 # The playbook the deployed-scenario tests run; ANYCAST_SITE_PLAYBOOK points elsewhere (e.g. while it is written).
-SITE = os.environ.get("ANYCAST_SITE_PLAYBOOK", os.path.join(REPO, "playbooks", "site.yml"))
+SITE = site_playbook()
 
 
 class PlaybookRun:

@@ -26,7 +26,7 @@ def test_lab_inventory_matches_the_lab(region):
     nodes = {node["name"]: node for node in labspec.spec()["nodes"]}
     for host, nva_ip, sync_ip, mgmt_ip in region.nvas:
         got = hostvars[host]
-        assert (got["ansible_host"], got["bird_local_address"], got["anycast_sync_address"]) == (mgmt_ip, nva_ip, sync_ip)
+        assert (got["ansible_host"], got["bird_local_address"], got["conntrack_sync_local_address"]) == (mgmt_ip, nva_ip, sync_ip)
         assert got["anycast_nic"] in {nic.name for nic in region.nics if nic.ip == nva_ip}
         assert nodes[host]["mgmt_ip"] == mgmt_ip
     common = hostvars[region.nvas[0][0]]
@@ -44,5 +44,5 @@ def test_example_inventory_has_every_variable_the_lab_sets():
     """The production example documents the same contract as the lab (no variable missing)."""
     lab = inventory("inventories/lab/westeurope")["_meta"]["hostvars"]["we-nva1"]
     example = inventory("inventories/example")["_meta"]["hostvars"]["nva-weu-01"]
-    wanted = {key for key in lab if key.startswith(("anycast_", "bird_", "nat_"))} - {"anycast_lab_dir"}
+    wanted = {key for key in lab if key.startswith(("anycast_", "bird_", "nat_", "conntrack_sync_", "healthcheck_"))} - {"anycast_lab_dir"}
     assert sorted(wanted - set(example)) == []
