@@ -78,6 +78,21 @@ def test_http_service_can_be_failed_and_restored(state_dir):
     topo.down()
 
 
+def test_backend_can_answer_503_instead(state_dir):
+    """The README's recipe: a second http service on the same port, swapped in, makes the application unhealthy but reachable."""
+    data = spec_data()
+    data["nodes"][1]["services"].append({"name": "broken", "kind": "http", "port": 8080, "status": 503, "body": "down\n", "start": False})
+    topo = make(state_dir, data)
+    topo.up()
+    code = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", "http://10.10.2.10:8080/"]
+    assert topo.exec("h1", code).stdout == "200"
+    assert not topo.service_running("peer", "broken")
+    topo.service_stop("peer", "web")
+    topo.service_start("peer", "broken")
+    assert topo.exec("h1", code).stdout == "503"
+    topo.down()
+
+
 def test_up_down_up_is_clean(state_dir):
     topo = make(state_dir, spec_data())
     topo.up()
