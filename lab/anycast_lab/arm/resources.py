@@ -103,6 +103,8 @@ def _props(body):
 
 def check_ipv4(value, field, code="InvalidIPAddress"):
     try:
+        if not isinstance(value, str):  # ipaddress would take an integer
+            raise TypeError(value)
         return str(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError, TypeError) as exc:
         raise bad_request(code, f"Value '{value}' of property '{field}' is not a valid IPv4 address.") from exc
@@ -110,6 +112,8 @@ def check_ipv4(value, field, code="InvalidIPAddress"):
 
 def check_prefix(value, field, code="InvalidAddressPrefixFormat"):
     try:
+        if not isinstance(value, str):
+            raise TypeError(value)
         net = ipaddress.IPv4Network(value, strict=True)
     except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError) as exc:
         raise bad_request(code, f"Value '{value}' of property '{field}' is not a valid IPv4 address prefix in CIDR notation "
