@@ -21,6 +21,13 @@ def make(state_dir, data):
     return Topology(spec_mod.parse(data), state_dir)
 
 
+def cli(*args, state_dir=None):
+    env = dict(os.environ, PYTHONPATH=LAB)
+    if state_dir:
+        env["ANYCAST_LAB_STATE"] = state_dir
+    return subprocess.run([sys.executable, "-m", "anycast_lab.hosts", *args], env=env, capture_output=True, text=True, check=False)
+
+
 def test_up_gives_a_working_host_and_peer(state_dir, bird_config):
     topo = make(state_dir, spec_data(bird_config=bird_config))
     topo.up()
@@ -130,7 +137,7 @@ def test_down_cleans_up_after_a_crashed_up(state_dir):
     assert before["netns"] and before["overlays"] and before["nspawn"] and before["root_links"]
     os.unlink(os.path.join(state_dir, "hosts", "h1", "nspawn.pid"))
 
-    down = subprocess.run([sys.executable, "-m", "anycast_lab.hosts", "down", "--prefix", PREFIX], env=env, capture_output=True, text=True, check=False)
+    down = cli("down", "--prefix", PREFIX)
     assert down.returncode == 0, down.stderr
     assert leftovers() == NOTHING
     # The state dir's own down still works afterwards (nothing left to do).
@@ -242,3 +249,35 @@ def test_two_topologies_come_up_at_once(state_dir, tmp_path):
     for topo in topos:
         topo.down()
     assert leftovers() == NOTHING and leftovers("anm-pytest2") == NOTHING
+
+
+def test_cli_status_exec_service(state_dir):
+    spec_file = os.path.join(state_dir, "topology.yml")
+    with open(spec_file, "w", encoding="utf-8") as f:
+        json.dump(spec_data(), f)
+    assert cli("up", spec_file, state_dir=state_dir).returncode == 0
+    status = json.loads(cli("status", "--json", state_dir=state_dir).stdout)
+    assert {n["name"]: n.get("running") for n in status["nodes"]} == {"h1": True, "peer": None}
+    assert status["nodes"][1]["services"] == {"web": True}
+    # exec passes the command's output and exit code through, on a host (SSH) and in a namespace.
+    assert cli("exec", "h1", "--", "sh", "-c", "hostname; exit 3", state_dir=state_dir).returncode == 3
+    assert cli("exec", "h1", "--", "hostname", state_dir=state_dir).stdout == "h1\n"
+    assert "10.10.2.10/24" in cli("exec", "peer", "--", "ip", "-4", "addr", "show", "eth0", state_dir=state_dir).stdout
+    assert cli("service", "stop", "peer", "web", state_dir=state_dir).returncode == 0
+    assert json.loads(cli("status", "--json", state_dir=state_dir).stdout)["nodes"][1]["services"] == {"web": False}
+    bad = cli("service", "stop", "peer", "nope", state_dir=state_dir)
+    assert bad.returncode == 2 and bad.stderr == "error: node peer has no service 'nope' (services: web)\n"
+    assert cli("down", state_dir=state_dir).returncode == 0
+    assert leftovers() == NOTHING
+
+
+def test_cli_bad_spec_is_one_clear_line(state_dir):
+    spec_file = os.path.join(state_dir, "topology.yml")
+    data = spec_data()
+    data["nodes"][0]["interfaces"][0]["segment"] = "lna"
+    with open(spec_file, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    proc = cli("up", spec_file, "--state", state_dir)
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: {spec_file}: nodes[0] (h1).interfaces[0].segment: unknown segment 'lna' (segments: lan)\n"
+    assert leftovers() == NOTHING
