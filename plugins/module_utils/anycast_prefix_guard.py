@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.anycast.nva.plugins.module_utils.compare import result
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 from ansible_collections.anycast.nva.plugins.module_utils.validation import anycast_prefix, ipv4_network, overlaps, resource_name
 from ansible_collections.anycast.nva.plugins.module_utils.vnet import address_prefixes
@@ -34,4 +33,4 @@ def check(session, params):
             raise AnycastError("prefix", "%s overlaps %s of VNet %s (virtual_networks[%d]); VNet system routes would win over the BGP /32"
                                % (prefix, clash[0][1], vnet["name"], index), code="PrefixOverlap")
         checked.append(dict(name=vnet["name"], resource_group=rg, address_prefixes=space))
-    return result({}, {}, changed=False, prefix=str(prefix), virtual_networks=checked, on_premises_prefixes=on_prem)
+    return dict(changed=False, prefix=str(prefix), virtual_networks=checked, on_premises_prefixes=on_prem)
