@@ -16,6 +16,7 @@ from . import resources as res
 from .errors import ArmError, bad_request
 from .service import Response
 
+MAX_LOGGED = 50000
 FAULT_KEYS = {"method", "path", "status", "code", "message", "retry_after", "times", "delay", "lro_final"}
 DEFAULT_FAULT_CODES = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 429: "SubscriptionRequestsThrottled", 500: "InternalServerError",
                        502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
@@ -97,6 +98,8 @@ class Emulator(ThreadingHTTPServer):
     def record(self, entry):
         with self.lock:
             self.requests.append(entry)
+            if len(self.requests) > MAX_LOGGED:
+                del self.requests[: len(self.requests) - MAX_LOGGED]  # a long lab run keeps the newest; the --log file keeps all
             if self.log_path:
                 with open(self.log_path, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(entry) + "\n")
@@ -110,8 +113,8 @@ class Emulator(ThreadingHTTPServer):
                     continue
                 if not re.search(fault.get("path", ""), path):
                     continue
-                if fault.get("lro_final") and category != "write" and not path.lower().endswith("routes"):
-                    continue
+                if fault.get("lro_final") and category not in ("write", "routes"):
+                    continue  # only requests that start an operation can end Failed
                 fault["fired"] += 1
                 return fault
         return None
