@@ -58,6 +58,10 @@ def cmd_exec(args):
     sys.exit(proc.returncode)
 
 
+def cmd_reboot(args):
+    _topology(args).reboot(args.node, timeout=args.boot_timeout)
+
+
 def cmd_service(args):
     topo = _topology(args)
     if args.action == "start":
@@ -99,6 +103,10 @@ def main(argv=None):
     p.add_argument("node")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- command and arguments")
     p.set_defaults(func=cmd_exec)
+    p = with_state(sub.add_parser("reboot", help="reboot a host: same disk, fresh network state, wait for SSH"))
+    p.add_argument("node")
+    p.add_argument("--boot-timeout", type=float, default=60.0, help="seconds the host may take to answer SSH")
+    p.set_defaults(func=cmd_reboot)
     p = with_state(sub.add_parser("service", help="start or stop a service of a plain-namespace node"))
     p.add_argument("action", choices=("start", "stop"))
     p.add_argument("node")

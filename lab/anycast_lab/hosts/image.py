@@ -26,6 +26,7 @@ PACKAGES = (
     "openssh-server", "sudo", "python3", "python3-apt",
     "bird2", "nftables", "conntrackd", "conntrack",
     "iproute2", "iputils-ping", "procps", "curl", "socat", "iperf3", "tcpdump", "ca-certificates",
+    "netbase",  # /etc/protocols and /etc/services, as on any Debian VM (conntrackd needs them)
 )
 
 # Bumped when prepare() changes, so a tree prepared the old way is not reused.

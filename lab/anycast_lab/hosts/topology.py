@@ -102,9 +102,7 @@ class Topology:
             h.wait_ssh(boot_started[h.name] + boot_timeout)
             log(f"host {h.name} ({h.mgmt_ip}) SSH after {time.monotonic() - boot_started[h.name]:.1f} s")
         for node in self.spec.nodes:
-            # After boot for hosts: the container's systemd-sysctl would otherwise overwrite ours.
-            for key, value in node.sysctls.items():
-                run(["ip", "netns", "exec", self.netns(node.name), "sysctl", "-q", "-w", f"{key}={value}"])
+            self._apply_sysctls(node)
             for svc in node.services:
                 if svc.start:
                     self.service_start(node.name, svc.name)
@@ -145,35 +143,65 @@ class Topology:
             ns = self.netns(seg)
             net.ensure_netns(ns)
             net.ensure_bridge(ns, SEGMENT_BRIDGE)
-        port = 0
         for node in self.spec.nodes:
-            ns = self.netns(node.name)
-            net.ensure_netns(ns)
-            if node.mgmt_ip:
-                root_if = net.root_veth_name(self.spec.prefix, node.name)
-                net.ensure_veth(None, root_if, ns, spec_mod.MGMT_IF, f"{ns}/{spec_mod.MGMT_IF}")
-                net.attach(None, root_if, self.spec.mgmt_bridge)
-                net.add_address(ns, spec_mod.MGMT_IF, f"{node.mgmt_ip}/{self.spec.mgmt_prefixlen}")
-                # A host made again gets a new MAC: drop the old ARP entry, or SSH waits ~30 s for it to expire.
-                net.ip(None, "neigh", "flush", "to", node.mgmt_ip, "dev", self.spec.mgmt_bridge, check=False)
-            for iface in node.interfaces:
-                port += 1
-                seg_ns = self.netns(iface.segment)
-                net.ensure_veth(seg_ns, f"p{port}", ns, iface.name, f"{ns}/{iface.name}")
-                net.attach(seg_ns, f"p{port}", SEGMENT_BRIDGE)
-                for cidr in iface.addresses:
-                    net.add_address(ns, iface.name, cidr)
-            for cidr in node.lo_addresses:
-                net.add_address(ns, "lo", cidr)
-            for route in node.routes:
-                argv = ["route", "replace", route.to]
-                if len(route.via) == 1:
-                    argv += ["via", route.via[0]]
-                for gateway in route.via if len(route.via) > 1 else ():
-                    argv += ["nexthop", "via", gateway]
-                argv += ["dev", route.dev] if route.dev else []
-                argv += ["metric", str(route.metric)] if route.metric is not None else []
-                net.ip(ns, *argv)
+            self._build_node(node)
+
+    def _segment_port(self, node_name, ifname):
+        """Name of a node interface's peer inside its segment's namespace: p1, p2, ... in spec order (<= 15 chars)."""
+        pairs = [(n.name, i.name) for n in self.spec.nodes for i in n.interfaces]
+        return f"p{pairs.index((node_name, ifname)) + 1}"
+
+    def _build_node(self, node):
+        ns = self.netns(node.name)
+        net.ensure_netns(ns)
+        if node.mgmt_ip:
+            root_if = net.root_veth_name(self.spec.prefix, node.name)
+            net.ensure_veth(None, root_if, ns, spec_mod.MGMT_IF, f"{ns}/{spec_mod.MGMT_IF}")
+            net.attach(None, root_if, self.spec.mgmt_bridge)
+            net.add_address(ns, spec_mod.MGMT_IF, f"{node.mgmt_ip}/{self.spec.mgmt_prefixlen}")
+            # A host made again gets a new MAC: drop the old ARP entry, or SSH waits ~30 s for it to expire.
+            net.ip(None, "neigh", "flush", "to", node.mgmt_ip, "dev", self.spec.mgmt_bridge, check=False)
+        for iface in node.interfaces:
+            seg_ns, port = self.netns(iface.segment), self._segment_port(node.name, iface.name)
+            net.ensure_veth(seg_ns, port, ns, iface.name, f"{ns}/{iface.name}")
+            net.attach(seg_ns, port, SEGMENT_BRIDGE)
+            for cidr in iface.addresses:
+                net.add_address(ns, iface.name, cidr)
+        for cidr in node.lo_addresses:
+            net.add_address(ns, "lo", cidr)
+        for route in node.routes:
+            argv = ["route", "replace", route.to]
+            if len(route.via) == 1:
+                argv += ["via", route.via[0]]
+            for gateway in route.via if len(route.via) > 1 else ():
+                argv += ["nexthop", "via", gateway]
+            argv += ["dev", route.dev] if route.dev else []
+            argv += ["metric", str(route.metric)] if route.metric is not None else []
+            net.ip(ns, *argv)
+
+    def _apply_sysctls(self, node):
+        # For hosts after boot: the container's systemd-sysctl would otherwise overwrite ours.
+        for key, value in node.sysctls.items():
+            run(["ip", "netns", "exec", self.netns(node.name), "sysctl", "-q", "-w", f"{key}={value}"])
+
+    def reboot(self, name, timeout=60.0):
+        """Reboot a host as a VM reboots: same disk (overlay), fresh kernel network state; returns seconds to SSH.
+
+        The namespace is made again, so nothing set at runtime survives (nft rulesets, sysctls, conntrack,
+        routes a daemon added): only what the host restores from its disk at boot, plus the spec's wiring.
+        """
+        node = self.spec.node(name)
+        host = self.host(name)
+        if not host.mounted():
+            raise LabError(f"host {name} is not up (run up first)")
+        host.stop()
+        net.delete_netns(self.netns(name))
+        with machine_lock():
+            self._build_node(node)
+        seconds = host.boot(timeout)
+        self._apply_sysctls(node)
+        log(f"host {name} rebooted, SSH after {seconds:.1f} s")
+        return seconds
 
     def _write_inventories(self):
         hostvars, groups, instances = {}, {}, []

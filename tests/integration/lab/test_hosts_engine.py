@@ -100,6 +100,27 @@ def test_backend_can_answer_503_instead(state_dir):
     topo.down()
 
 
+def test_reboot_keeps_the_disk_and_forgets_runtime_state(state_dir):
+    """As a VM reboot: files stay; nft rules, runtime sysctls and enabled-but-unstarted units come from disk only."""
+    topo = make(state_dir, spec_data())
+    topo.up()
+    boot_id = topo.exec("h1", ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout
+    topo.exec("h1", ["sh", "-c", "echo kept > /root/on-disk; nft add table inet runtime_only; sysctl -qw net.ipv4.ip_default_ttl=42"], check=True)
+    topo.exec("h1", ["systemctl", "enable", "bird"], check=True)  # enabled, not started: only a boot starts it
+
+    assert topo.reboot("h1") < 60
+    assert topo.exec("h1", ["cat", "/proc/sys/kernel/random/boot_id"], check=True).stdout != boot_id
+    assert topo.exec("h1", ["cat", "/root/on-disk"], check=True).stdout == "kept\n"
+    assert "runtime_only" not in topo.exec("h1", ["nft", "list", "tables"], check=True).stdout
+    assert topo.exec("h1", ["sysctl", "-n", "net.ipv4.ip_default_ttl"], check=True).stdout.strip() == "64"
+    assert topo.exec("h1", ["sysctl", "-n", "net.ipv4.ip_forward"], check=True).stdout.strip() == "1"  # the spec's, again
+    assert topo.exec("h1", ["systemctl", "is-active", "bird"]).stdout.strip() == "active"
+    # The wiring is back: the segment and the peer work as before.
+    assert topo.exec("h1", ["curl", "-sS", "--max-time", "3", "http://10.10.2.10:8080/"], check=True).stdout == "peer says hi\n"
+    topo.down()
+    assert leftovers() == NOTHING
+
+
 def test_up_down_up_is_clean(state_dir):
     topo = make(state_dir, spec_data())
     topo.up()
