@@ -112,3 +112,19 @@ def test_bad_fault_specs_are_refused_naming_the_field(arm_emulator, fault, field
     with pytest.raises(EmulatorError, match=field):
         arm_emulator.inject(**fault)
     assert arm_emulator.faults() == []
+
+
+def test_transient_error_while_polling_is_retried(arm_emulator, net):
+    arm_emulator.inject(method="GET", path="/operations/", status=503)
+    assert net.route_tables.begin_create_or_update(RG, "rt1", RT_BODY).result().provisioning_state == "Succeeded"
+    polls = [r["status"] for r in arm_emulator.arm_requests("read") if "/operations/" in r["path"]]
+    assert polls[0] == 503 and polls[-1] == 200
+
+
+def test_token_endpoint_fault(arm_emulator):
+    from azure.core.exceptions import ClientAuthenticationError  # pylint: disable=import-outside-toplevel
+    arm_emulator.inject(method="POST", path="/oauth2/v2.0/token$", status=400, code="invalid_request", times=-1)
+    with pytest.raises(ClientAuthenticationError):
+        arm_emulator.credential().get_token("https://management.azure.com/.default")
+    arm_emulator.clear_faults()
+    assert arm_emulator.credential().get_token("https://management.azure.com/.default").token
