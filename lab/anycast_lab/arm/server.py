@@ -163,10 +163,11 @@ class Handler(BaseHTTPRequestHandler):
         category = classify(method, path) if kind == "arm" else "identity"
         fault = self.server.take_fault(method, path, category)
         response = self._guard(lambda: self._serve(kind, method, path, query, headers, raw, fault))
-        self._answer(response, method == "HEAD")
+        # Logged before the answer leaves: a client that has its answer always finds its request in the log.
         self.server.record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"), "method": method,
                             "path": path, "query": url.query, "status": response.status, "client": self.client_address[0],
                             "kind": kind, "category": category, "fault": bool(fault), "ms": int((time.time() - started) * 1000)})
+        self._answer(response, method == "HEAD")
 
     def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
