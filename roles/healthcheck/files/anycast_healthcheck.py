@@ -35,7 +35,7 @@ if sys.modules.get('ssl') is None:
 # test keeps the role's defaults equal to these.
 PREFIX_DEFAULTS = {
     'interval': 0.4,
-    'fast_interval': 0.05,
+    'fast_interval': 0.03,
     'timeout': 0.25,
     'rise': 3,
     'fall': 5,
