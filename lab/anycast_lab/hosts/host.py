@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from . import net
-from .util import LabError, log, run, running_pid, start_background, stop_background, wait_gone
+from .util import LabError, log, run, running_pid, start_background, stop_background, tail, wait_gone
 
 SSH_OPTIONS = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "BatchMode=yes", "-o", "ConnectTimeout=5")
@@ -162,11 +162,11 @@ class Host:
         """Poll for the SSH banner, then prove key login works; fail early (with the console tail) if nspawn died."""
         while True:
             if not self.running():
-                raise LabError(f"host {self.name}: systemd-nspawn exited during boot; console log {self.console_log}:\n{self._console_tail()}")
+                raise LabError(f"host {self.name}: systemd-nspawn exited during boot; console log {self.console_log}:\n{tail(self.console_log)}")
             if _ssh_banner(self.mgmt_ip) and self._ssh_login_works():
                 return
             if time.monotonic() > deadline:
-                raise LabError(f"host {self.name}: no SSH on {self.mgmt_ip}:22 in time; console log {self.console_log}:\n{self._console_tail()}")
+                raise LabError(f"host {self.name}: no SSH on {self.mgmt_ip}:22 in time; console log {self.console_log}:\n{tail(self.console_log)}")
             time.sleep(0.2)
 
     def _ssh_login_works(self):
@@ -174,13 +174,6 @@ class Host:
             return self.ssh(["true"], timeout=15).returncode == 0
         except subprocess.TimeoutExpired:
             return False  # sshd is still starting its units; try again until the deadline
-
-    def _console_tail(self, lines=15):
-        try:
-            with open(self.console_log, encoding="utf-8", errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return "(no console output)"
 
     def stop(self, timeout=20.0):
         """Orderly shutdown (SIGTERM to nspawn halts the container's systemd), then kill whatever is left."""

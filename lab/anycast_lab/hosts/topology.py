@@ -21,7 +21,7 @@ import yaml
 
 from . import image, net, spec as spec_mod
 from .host import Host, ensure_key, halt, nspawn_pids, overlay_mounts, unmount
-from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background
+from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background, tail
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../lab, for PYTHONPATH
 MGMT_ALIAS = "anycast-lab mgmt"
@@ -268,7 +268,7 @@ class Topology:
         while ready and not os.path.exists(ready):
             if running_pid(pidfile) is None or time.monotonic() > deadline:
                 stop_background(pidfile)
-                raise LabError(f"service {node.name}/{svc.name} did not come up; see {log_file}:\n{_tail(log_file)}")
+                raise LabError(f"service {node.name}/{svc.name} did not come up; see {log_file}:\n{tail(log_file)}")
             time.sleep(0.05)
         return True
 
@@ -349,11 +349,3 @@ def _write_yaml(path, data):
     with open(tmp, "w", encoding="utf-8") as f:
         yaml.safe_dump(data, f, default_flow_style=False, sort_keys=False)
     os.replace(tmp, path)
-
-
-def _tail(path, lines=10):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError:
-        return "(no output)"

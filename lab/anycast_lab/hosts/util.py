@@ -43,13 +43,20 @@ def machine_lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _start_time(pid):
-    """Kernel start time of a process, to tell it from a later process that reused its pid."""
+def _proc_stat(pid):
+    """(state, start time) of a process from /proc/PID/stat, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return fields[0], fields[19]
+
+
+def _start_time(pid):
+    """Kernel start time of a process, to tell it from a later process that reused its pid."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
 
 
 def start_background(argv, pidfile, logfile, env=None):
@@ -72,14 +79,11 @@ def running_pid(pidfile):
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    if _start_time(pid) != started:
+    stat = _proc_stat(pid)
+    if stat is None or stat[1] != started:
         return None
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                _reap(pid)
-                return None
-    except OSError:
+    if stat[0] == "Z":
+        _reap(pid)
         return None
     return pid
 
@@ -115,20 +119,21 @@ def _signal_group(pid, sig):
 
 
 def wait_gone(pid, timeout):
-    """Wait until pid has exited (reaping it if it is our child); True when gone in time."""
+    """Wait until pid has exited (reaping it if it is our child); True when gone in time. A zombie counts as gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(pid)
-        if _start_time(pid) is None or _is_zombie(pid):
-            _reap(pid)
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] == "Z":
             return True
         time.sleep(0.1)
     return False
 
 
-def _is_zombie(pid):
+def tail(path, lines=15):
+    """The last lines of a log file, for error messages."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
     except OSError:
-        return True
+        return "(no output)"
