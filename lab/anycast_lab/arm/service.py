@@ -265,14 +265,21 @@ class Service:  # pylint: disable=too-many-public-methods
             location = None
             if res.TYPES[ref.type_key] is None:
                 location = res.location_of(body, existing["location"] if existing else None)
-            changed = [ref.id]
-            embedded = props.pop("_subnets", None), props.pop("_routes", None)
+                if existing and location.replace(" ", "").lower() != existing["location"].replace(" ", "").lower():
+                    raise bad_request("InvalidResourceLocation", f"The resource '{ref.names[-1]}' already exists in location "
+                                                                 f"'{existing['location']}'; property 'location' cannot change to '{location}'.")
+            embedded = {"subnets": props.pop("_subnets", None), "routes": props.pop("_routes", None)}
+            removed = self._removed_children(ref, embedded)  # checked before anything changes
             props["provisioningState"] = state
-            stored = res.new_body(ref, location, props, existing, body.get("tags"), body.get("sku"))
-            self.store.put(ref.id, stored)
-            for child_type, children in zip(("subnets", "routes"), embedded):
-                if children is not None:
-                    changed += self._replace_children(ref, child_type, children, state)
+            self.store.put(ref.id, res.new_body(ref, location, props, existing, body.get("tags"), body.get("sku")))
+            changed = [ref.id]
+            for old in removed:
+                self.store.delete(old["id"])
+            for children in embedded.values():
+                for child_ref, child_props in children or []:
+                    child_props["provisioningState"] = state
+                    self.store.put(child_ref.id, res.new_body(child_ref, None, child_props, self.store.get(child_ref.id)))
+                    changed.append(child_ref.id)
             if ref.parent_id:
                 self.store.get(ref.parent_id)["etag"] = res.new_etag()
             if immediate:
@@ -282,19 +289,19 @@ class Service:  # pylint: disable=too-many-public-methods
             op = self._start(ref.id, ref.top_id, "PUT", changed, self._location(ref), fault)
             return existing is None, op
 
-    def _replace_children(self, ref, child_type, children, state):
-        """An embedded list (VNet.subnets, routeTable.routes) is authoritative: drop the others."""
-        keep = {child[0].id.lower() for child in children}
-        for old in self.store.children(ref.id, child_type):
-            if old["id"].lower() not in keep:
-                res.check_delete(self, res.id_ref(old["id"]), old)
-                self.store.delete(old["id"])
-        ids = []
-        for child_ref, child_props in children:
-            child_props["provisioningState"] = state
-            self.store.put(child_ref.id, res.new_body(child_ref, None, child_props, self.store.get(child_ref.id)))
-            ids.append(child_ref.id)
-        return ids
+    def _removed_children(self, ref, embedded):
+        """An embedded list (VNet.subnets, routeTable.routes) is authoritative: the children it leaves out go,
+        unless one is still in use (then the whole PUT is refused)."""
+        removed = []
+        for child_type, children in embedded.items():
+            if children is None:
+                continue
+            keep = {child[0].id.lower() for child in children}
+            for old in self.store.children(ref.id, child_type):
+                if old["id"].lower() not in keep:
+                    res.check_delete(self, res.id_ref(old["id"]), old)
+                    removed.append(old)
+        return removed
 
     def apply_delete(self, ref, fault=None):
         with self.store.lock:

@@ -113,10 +113,13 @@ def test_nic_address_rules(arm_emulator, net):
 
 def test_vnet_put_is_authoritative_for_subnets_but_keeps_used_ones(arm_emulator, net):
     vnet = net.virtual_networks.get(RG, "vnet-hub-weu")
-    vnet.subnets = [s for s in vnet.subnets if s.name != "snet-nva"]
+    before = arm_emulator.state()["resources"]
+    vnet.subnets = [s for s in vnet.subnets if s.name not in ("snet-sync", "snet-nva")]
+    vnet.address_space.address_prefixes.append("10.12.0.0/16")
     with pytest.raises(HttpResponseError) as caught:  # NICs sit in snet-nva
         net.virtual_networks.begin_create_or_update(RG, "vnet-hub-weu", vnet)
     assert caught.value.error.code == "InUseSubnetCannotBeDeleted"
+    assert arm_emulator.state()["resources"] == before  # refused as a whole: nothing changed, snet-sync still there
     vnet = net.virtual_networks.get(RG, "vnet-hub-weu")
     vnet.subnets = [s for s in vnet.subnets if s.name != "snet-sync"]
     vnet = net.virtual_networks.begin_create_or_update(RG, "vnet-hub-weu", vnet).result()
@@ -153,3 +156,11 @@ def test_bad_embedded_subnets_name_the_field(arm_emulator, net, subnets, code, f
         net.virtual_networks.begin_create_or_update(RG, "vnet-new", body)
     assert caught.value.status_code == 400 and caught.value.error.code == code and field in caught.value.error.message
     assert arm_emulator.rid("virtualNetworks/vnet-new") not in arm_emulator.state()["resources"]
+
+
+def test_location_cannot_change(net):
+    _table(net)
+    with pytest.raises(HttpResponseError) as caught:
+        net.route_tables.begin_create_or_update(RG, "rt-app", {"location": "northeurope", "properties": {}})
+    assert caught.value.error.code == "InvalidResourceLocation" and "'location'" in caught.value.error.message
+    assert net.route_tables.get(RG, "rt-app").location == "westeurope"
