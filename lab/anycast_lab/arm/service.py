@@ -15,6 +15,7 @@ import shlex
 import subprocess
 import threading
 import time
+import traceback
 import uuid
 
 from . import resources as res
@@ -371,7 +372,12 @@ class Service:  # pylint: disable=too-many-public-methods
             op["status"] = "Failed" if failed else "Succeeded"
             op["result"] = result
             if op["kind"] == "write":
-                self._finish_write(op, failed)
+                try:
+                    self._finish_write(op, failed)
+                except Exception as exc:  # pylint: disable=broad-exception-caught
+                    # A bug here must not leave the operation running for ever (and its resource locked).
+                    traceback.print_exc()
+                    op["status"], op["error"], failed = "Failed", {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}, True
             self.store.save()
         if op["kind"] == "write" and not failed:
             self._hooks.put((op["method"], op["resource_id"]))
