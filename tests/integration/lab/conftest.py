@@ -1,7 +1,7 @@
 """Fixtures for the lab engine tests: a small topology (one host, one plain-namespace peer) on the Molecule bridge.
 
 They need root, systemd-nspawn and the root image (built on first use, about 75 s).
-The management addresses come from the "others" range of anm-mgmt (198.18.1.90-99, lab/anycast_lab/hosts/README.md).
+The management addresses come from the tests' range of anm-mgmt (198.18.1.90-99, lab/anycast_lab/hosts/README.md).
 """
 import os
 import shutil

@@ -1,12 +1,28 @@
-"""Helpers of the lab engine tests: the test topology and what a topology leaves on the machine."""
+"""Helpers of the lab engine tests: the test topology and what a topology leaves on the machine.
+
+Two test runs may share the machine (a developer and a CI checkout): prefixes carry the pid, and
+management addresses are picked among the free ones of the tests' range 198.18.1.90-99.
+"""
+import os
+
 from anycast_lab.hosts import net
 from anycast_lab.hosts.host import nspawn_pids, overlay_mounts
 
-PREFIX = "anm-pytest"
+PREFIX = f"anm-pt{os.getpid()}"
+PREFIX2 = PREFIX + "b"  # a second topology in the same test
 
 
-def spec_data(prefix=PREFIX, mgmt_ip="198.18.1.90", bird_config=None):
+def free_mgmt_ips(count=2):
+    """Addresses of the tests' range that no namespace uses right now."""
+    used = net.addresses_in_netns(None).union(*(net.addresses_in_netns(ns) for ns in net.list_netns()))
+    free = [ip for ip in (f"198.18.1.{i}" for i in range(90, 100)) if ip not in used]
+    assert len(free) >= count, "the tests' mgmt range 198.18.1.90-99 is used up: is another test run stuck?"
+    return free[:count]
+
+
+def spec_data(prefix=PREFIX, mgmt_ip=None, bird_config=None):
     """One host and one peer on segment lan; the peer serves HTTP (and BIRD when a config is given)."""
+    mgmt_ip = mgmt_ip or free_mgmt_ips(1)[0]
     services = [{"name": "web", "kind": "http", "port": 8080, "body": "peer says hi\n"}]
     if bird_config:
         services.append({"name": "rs", "kind": "bird", "config": bird_config})

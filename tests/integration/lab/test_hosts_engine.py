@@ -1,6 +1,7 @@
 """The lab engine against the real machine: namespaces, nspawn hosts with systemd and SSH, services, cleanup."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from anycast_lab.hosts import LabError, Topology, image, spec as spec_mod
 from anycast_lab.hosts import net
 
-from lab_helpers import NOTHING, PREFIX, leftovers, spec_data
+from lab_helpers import NOTHING, PREFIX, PREFIX2, free_mgmt_ips, leftovers, spec_data
 
 LAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "lab")
 
@@ -183,10 +184,11 @@ def test_refuses_a_mgmt_range_that_overlaps_a_root_route(state_dir):
 def test_refuses_a_mgmt_ip_used_by_another_topology(state_dir, tmp_path):
     first = make(state_dir, spec_data())
     first.up()
-    second = make(str(tmp_path), spec_data(prefix="anm-pytest2"))
-    with pytest.raises(LabError, match=r"nodes \(h1\)\.mgmt_ip: 198\.18\.1\.90 is already used by anm-pytest\.h1"):
+    taken = first.spec.node("h1").mgmt_ip
+    second = make(str(tmp_path), spec_data(prefix=PREFIX2, mgmt_ip=taken))
+    with pytest.raises(LabError, match=rf"nodes \(h1\)\.mgmt_ip: {re.escape(taken)} is already used by {PREFIX}\.h1"):
         second.up()
-    assert leftovers("anm-pytest2") == NOTHING
+    assert leftovers(PREFIX2) == NOTHING
     # The first topology is untouched.
     assert first.exec("h1", ["true"]).returncode == 0
     first.down()
@@ -206,11 +208,11 @@ def test_refuses_to_take_over_an_interface_that_is_not_a_lab_bridge(state_dir):
 def test_refuses_a_second_address_on_a_shared_bridge(state_dir, tmp_path):
     first = make(state_dir, spec_data())
     first.up()
-    data = spec_data(prefix="anm-pytest2", mgmt_ip="198.18.2.10")
+    data = spec_data(prefix=PREFIX2, mgmt_ip="198.18.2.10")
     data["mgmt"]["address"] = "198.18.2.1/24"
     with pytest.raises(LabError, match=r"mgmt\.address 198\.18\.2\.1/24: bridge anm-mgmt already carries 198\.18\.1\.1/24"):
         make(str(tmp_path), data).up()
-    assert leftovers("anm-pytest2") == NOTHING
+    assert leftovers(PREFIX2) == NOTHING
     first.down()
 
 
@@ -222,7 +224,7 @@ def test_mgmt_bridge_mac_stays_while_other_topologies_come_and_go(state_dir, tmp
         mac = f.read()
     with open("/sys/class/net/anm-mgmt/addr_assign_type", encoding="utf-8") as f:
         assert f.read().strip() == "3"  # NET_ADDR_SET: the kernel no longer follows the ports' MACs
-    second = make(str(tmp_path), spec_data(prefix="anm-pytest2", mgmt_ip="198.18.1.91"))
+    second = make(str(tmp_path), spec_data(prefix=PREFIX2, mgmt_ip=free_mgmt_ips(1)[0]))
     second.up()
     second.down()
     with open("/sys/class/net/anm-mgmt/address", encoding="utf-8") as f:
@@ -250,7 +252,8 @@ def test_bad_bird_config_is_refused_before_anything_is_made(state_dir, content, 
 
 def test_two_topologies_come_up_at_once(state_dir, tmp_path):
     """Molecule scenarios run side by side on one machine share the mgmt bridge: concurrent ups must both work."""
-    topos = [make(state_dir, spec_data()), make(str(tmp_path), spec_data(prefix="anm-pytest2", mgmt_ip="198.18.1.91"))]
+    ips = free_mgmt_ips(2)
+    topos = [make(state_dir, spec_data(mgmt_ip=ips[0])), make(str(tmp_path), spec_data(prefix=PREFIX2, mgmt_ip=ips[1]))]
     errors = []
 
     def up(topo):
@@ -269,7 +272,7 @@ def test_two_topologies_come_up_at_once(state_dir, tmp_path):
         assert topo.exec("h1", ["ping", "-c", "1", "-W", "2", "10.10.2.10"]).returncode == 0
     for topo in topos:
         topo.down()
-    assert leftovers() == NOTHING and leftovers("anm-pytest2") == NOTHING
+    assert leftovers() == NOTHING and leftovers(PREFIX2) == NOTHING
 
 
 def test_cli_status_exec_service(state_dir):
