@@ -111,15 +111,22 @@ class Topology:
 
     def _claim_prefix(self):
         """One state dir per prefix at a time: two runs with the same prefix would share (and break) namespaces."""
+        self._check_owner()
         owner_file = os.path.join(RUN_DIR, "owners", self.spec.prefix)
         os.makedirs(os.path.dirname(owner_file), exist_ok=True)
-        if os.path.exists(owner_file):
-            with open(owner_file, encoding="utf-8") as f:
-                owner = f.read().strip()
-            if owner != self.state_dir and net.list_netns(self.spec.prefix):
-                raise LabError(f"prefix {self.spec.prefix}: in use by state dir {owner}; run `down --state {owner}` first")
         with open(owner_file, "w", encoding="utf-8") as f:
             f.write(self.state_dir + "\n")
+
+    def _check_owner(self):
+        """Refuse to touch a prefix that another, still existing state dir has up (e.g. the same scenario from another checkout)."""
+        try:
+            with open(os.path.join(RUN_DIR, "owners", self.spec.prefix), encoding="utf-8") as f:
+                owner = f.read().strip()
+        except OSError:
+            return
+        if owner != self.state_dir and os.path.isdir(owner) and net.list_netns(self.spec.prefix):
+            raise LabError(f"prefix {self.spec.prefix}: up from another state dir, {owner}; take it down there "
+                           f"(`down --state {owner}`), or remove it by name with `down --prefix {self.spec.prefix}`")
 
     def _save_spec(self):
         with open(os.path.join(self.state_dir, "topology.json"), "w", encoding="utf-8") as f:
@@ -307,6 +314,7 @@ class Topology:
 
     def down(self):
         """Remove everything of this topology (also what a crashed run left behind) and keep only the key and logs."""
+        self._check_owner()
         for node in self.spec.nodes:
             for svc in node.services:
                 self.service_stop(node.name, svc.name)

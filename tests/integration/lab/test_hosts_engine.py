@@ -305,3 +305,17 @@ def test_cli_bad_spec_is_one_clear_line(state_dir):
     assert proc.returncode == 2
     assert proc.stderr == f"error: {spec_file}: nodes[0] (h1).interfaces[0].segment: unknown segment 'lna' (segments: lan)\n"
     assert leftovers() == NOTHING
+
+
+def test_same_prefix_from_another_state_dir_is_left_alone(state_dir, tmp_path):
+    """The same scenario run from a second checkout must neither take over nor tear down the first one's lab."""
+    first = make(state_dir, spec_data())
+    first.up()
+    other = make(str(tmp_path), spec_data(mgmt_ip=free_mgmt_ips(1)[0]))
+    for action in (other.up, other.down):
+        with pytest.raises(LabError, match=rf"prefix {PREFIX}: up from another state dir, {re.escape(state_dir)}"):
+            action()
+    assert first.exec("h1", ["true"], timeout=10).returncode == 0
+    # By name it goes (crash recovery), whoever owned it.
+    assert cli("down", "--prefix", PREFIX).returncode == 0
+    assert leftovers() == NOTHING
