@@ -34,6 +34,7 @@ try:
         ClientAuthenticationError,
         HttpResponseError,
         ServiceRequestError,
+        ServiceResponseError,
         ServiceResponseTimeoutError,
     )
     from azure.core.pipeline.policies import RetryPolicy
@@ -59,6 +60,8 @@ RETRYABLE_CODES = (
 POLL_INTERVAL = 2
 # Longest single pause between two attempts of a refused write.
 MAX_BACKOFF = 10
+# Longest wait for one answer (less when the module's timeout runs out sooner).
+READ_TIMEOUT = 120
 
 # Option names and types; the documentation lives in the anycast.nva.azure doc fragment.
 AZURE_ARGUMENT_SPEC = dict(
@@ -140,6 +143,8 @@ def _translate(err, field):
         return AnycastError("timeout", "gave up waiting for Azure: %s" % err.message)
     if isinstance(err, ServiceRequestError):
         return AnycastError("arm_endpoint", "could not reach Azure: %s" % err.message)
+    if isinstance(err, ServiceResponseError):
+        return AnycastError("timeout", "no complete answer from Azure in the time left: %s" % err.message)
     return AnycastError(field, "Azure request failed: %s" % (getattr(err, "message", None) or err))
 
 
@@ -152,8 +157,11 @@ def _deadline_retry_policy(deadline, **kwargs):
     class DeadlineRetryPolicy(RetryPolicy):
         def configure_retries(self, options):
             settings = super().configure_retries(options)
-            # Each request gets what is left of the module's time, not a fresh week.
-            settings["timeout"] = max(deadline - time.monotonic(), 0.001)
+            # Each request gets what is left of the module's time, not a fresh week,
+            # and waits no longer than that for an answer either.
+            left = max(deadline - time.monotonic(), 0.001)
+            settings["timeout"] = left
+            options["read_timeout"] = min(options.get("read_timeout") or READ_TIMEOUT, left)
             return settings
 
         def increment(self, settings, response=None, error=None):
@@ -165,7 +173,12 @@ def _deadline_retry_policy(deadline, **kwargs):
                 pause = self.get_retry_after(response)
             if pause is None:
                 pause = self.get_backoff_time(settings)
-            return time.monotonic() + pause < deadline
+            left = deadline - time.monotonic() - pause
+            if left <= 0:
+                return False
+            # The next attempt waits for its answer only as long as the module has time left.
+            response.context.options["read_timeout"] = min(READ_TIMEOUT, left)
+            return True
 
     return DeadlineRetryPolicy(**kwargs)
 
@@ -232,7 +245,7 @@ class ArmSession:
                 retry_policy=_deadline_retry_policy(self.deadline, retry_total=10, retry_backoff_factor=0.8, retry_backoff_max=30),
                 polling_interval=POLL_INTERVAL,
                 connection_timeout=min(30, timeout),
-                read_timeout=min(120, timeout),
+                read_timeout=min(READ_TIMEOUT, timeout),
             )
             if self.params.get("ca_bundle"):
                 kwargs["connection_verify"] = self.params["ca_bundle"]
