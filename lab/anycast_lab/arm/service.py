@@ -568,12 +568,16 @@ class Service:  # pylint: disable=too-many-public-methods
         while True:
             method, resource_id = self._hooks.get()
             cmd = self.settings.on_change_cmd
-            if cmd:
-                env = dict(os.environ, ARM_STATE=self.store.path or "", ARM_CHANGED=resource_id, ARM_METHOD=method)
-                done = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=300, check=False)
-                if done.returncode != 0:
-                    print(f"arm emulator: on-change command failed ({done.returncode}) for {resource_id}: {done.stderr.strip()}", flush=True)
-            self._hooks.task_done()
+            try:
+                if cmd:
+                    env = dict(os.environ, ARM_STATE=self.store.path or "", ARM_CHANGED=resource_id, ARM_METHOD=method)
+                    done = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=300, check=False)
+                    if done.returncode != 0:
+                        print(f"arm emulator: on-change command failed ({done.returncode}) for {resource_id}: {done.stderr.strip()}", flush=True)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                print(f"arm emulator: on-change command for {resource_id} did not finish: {exc}", flush=True)
+            finally:
+                self._hooks.task_done()  # the worker lives on whatever the command did
 
     def wait_hooks(self):
         self._hooks.join()
