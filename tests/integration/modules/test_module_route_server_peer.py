@@ -50,7 +50,7 @@ def test_lifecycle(run_module, network):
 
 def test_waits_for_the_hub_routing_to_be_provisioned(run_module, network, lab):
     # Re-provisioning the hub's ipConfiguration puts its routing back to Provisioning for a few seconds.
-    lab.settings(routing_delay=10)
+    lab.settings(routing_delay=20)  # long enough for ansible-playbook to start on a loaded machine
     config = network.virtual_hub_ip_configuration.get(RG, HUB, "ipconfig1")
     network.virtual_hub_ip_configuration.begin_create_or_update(RG, HUB, "ipconfig1", config).result()
     assert network.virtual_hubs.get(RG, HUB).routing_state == "Provisioning"
