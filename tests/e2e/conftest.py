@@ -222,9 +222,10 @@ class PlaybookRun:
         return sum(host["changed"] for host in self.recap.values())
 
 
-def site(region, extra_vars=None):
-    """Run the site playbook for one lab region (with optional extra vars as a dict)."""
-    argv = ["ansible-playbook", "-i", os.path.join(REPO, "inventories", "lab", region.name), SITE]
+def site(region, extra_vars=None, name=None):
+    """Run the site playbook (or playbook `name` beside it) for one lab region, with optional extra vars (a dict)."""
+    path = os.path.join(os.path.dirname(SITE), name) if name else SITE
+    argv = ["ansible-playbook", "-i", os.path.join(REPO, "inventories", "lab", region.name), path]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

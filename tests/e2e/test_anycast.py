@@ -3,7 +3,9 @@
 Skipped until the site playbook exists (ANYCAST_SITE_PLAYBOOK points at another one meanwhile). Every test
 puts the lab back as `deployed` left it. Figures (failover time, failed requests) are printed: run with -s.
 """
+import re
 import subprocess
+import sys
 import time
 
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
@@ -127,3 +129,89 @@ def test_no_snat_return_traffic_needs_the_udr(deployed, azure):
     finally:
         azure.cleanup()
         assert site(WE).rc == 0
+
+
+def playbook(name, region, extra_vars=None):
+    """Run another playbook of the collection for a lab region (drain, undrain, status)."""
+    return site(region, extra_vars, name)
+
+
+def test_drain_a_region_then_one_nva_loses_no_request(deployed):  # pylint: disable=unused-argument
+    withdraw_after = hostvar(WE, "we-nva1", "healthcheck_drain_withdraw_after")
+    for target, settled_when in ((None, lambda: not ecmp_onprem()), ("we-nva1", lambda: fabric_next_hops(WE) == {"10.10.2.5"})):
+        flow = Traffic(rate=25)
+        try:
+            run = playbook("drain.yml", WE, {"anycast_drain_target": target} if target else None)
+            assert run.rc == 0, run.output[-3000:]
+            wait_for(settled_when, withdraw_after + 30, f"drain of {target or WE.name} did not move the traffic")
+            time.sleep(2)
+        finally:
+            run = playbook("undrain.yml", WE, {"anycast_drain_target": target} if target else None)
+            records = flow.stop()
+        assert run.rc == 0, run.output[-3000:]
+        failed = [record for record in records if not record["ok"]]
+        print(f"\ndrain {target or WE.name}: {len(records)} requests, {len(failed)} failed", flush=True)
+        assert not failed, f"drain of {target or WE.name} lost requests: {summary(failed)}"
+        wait_for(lambda: ecmp_onprem() and len(fabric_next_hops(WE)) == 2, 60, "undrain did not bring the NVA/region back")
+
+
+def fabric_next_hops(region):
+    """NVA addresses the region's VNet routes the anycast IP to (the Route Server instances' programmed routes)."""
+    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", ANYCAST], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"via (\S+)", out))
+
+
+def fabric_path(region):
+    """The NVA address the region's fabric picks for the on-premises client's flows now."""
+    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "get", plan.ANYCAST_IP, "from", plan.CLIENT_IP, "iif", "gw-er"],
+                         capture_output=True, text=True, check=True).stdout
+    return re.search(r"via (\S+)", out).group(1)
+
+
+def onprem_region(sport):
+    """The region the on-premises router sends a client flow from this TCP source port to (ECMP hashes on ports)."""
+    out = subprocess.run(["ip", "-n", plan.ONPREM_NS, "route", "get", plan.ANYCAST_IP, "from", plan.CLIENT_IP, "iif", "lan", "ipproto", "tcp",
+                          "sport", str(sport), "dport", str(plan.BACKEND_PORT)], capture_output=True, text=True, check=True).stdout
+    return next(region for region in plan.REGIONS if f"dev er-{region.short}" in out)
+
+
+# A client that opens its connection and sends half a request, then waits for a line on stdin before finishing it.
+HALF_REQUEST = """
+import socket, sys
+sock = socket.socket()
+sock.settimeout(20)
+sock.bind((sys.argv[1], int(sys.argv[2])))
+sock.connect((sys.argv[3], int(sys.argv[4])))
+sock.sendall(b"GET / HTTP/1.0\\r\\n")
+print("connected", flush=True)
+sys.stdin.readline()
+sock.sendall(b"\\r\\n")
+data = b""
+while True:
+    chunk = sock.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode(errors="replace").split("\\r\\n\\r\\n", 1)[-1].strip(), flush=True)
+"""
+
+
+def test_conntrack_sync_keeps_an_established_connection_when_its_path_moves(deployed):  # pylint: disable=unused-argument
+    sport = next(port for port in range(41000, 41200) if onprem_region(port) == WE)
+    first = fabric_path(WE)
+    name = next(host for host, address, *_rest in WE.nvas if address == first)
+    other = next(address for _host, address, *_rest in WE.nvas if address != first)
+    # pylint: disable-next=consider-using-with  # finished below
+    client = subprocess.Popen(["ip", "netns", "exec", plan.CLIENT_NS, sys.executable, "-c", HALF_REQUEST, plan.CLIENT_IP, str(sport),
+                               plan.ANYCAST_IP, str(plan.BACKEND_PORT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "connected"
+        run = playbook("drain.yml", WE, {"anycast_drain_target": name})
+        assert run.rc == 0, run.output[-3000:]
+        wait_for(lambda: fabric_path(WE) == other, 30, f"draining {name} did not move the flow to {other}")
+        answer, _err = client.communicate("go\n", timeout=30)
+    finally:
+        client.kill()
+        assert playbook("undrain.yml", WE, {"anycast_drain_target": name}).rc == 0
+    assert answer.strip() == ANSWER["we"], f"the connection opened through {first} broke when its path moved to {other}: {answer!r}"
+    wait_for(lambda: len(fabric_next_hops(WE)) == 2, 60, "undrain did not bring the NVA back")
