@@ -25,3 +25,10 @@ def test_credentials_without_a_secret_name_the_option(run_module, lab):
 def test_common_options_once_through_the_action_group(run_module):
     result = run_module("route_server_info", dict(name=HUB, resource_group=RG), group_defaults=True)
     assert result["failed"] is False and result["route_server"]["name"] == HUB, result
+
+
+def test_auto_without_options_takes_the_service_principal_from_the_environment(run_module, lab):
+    # No client_id/secret/tenant options: they fall back to AZURE_CLIENT_ID, AZURE_CLIENT_SECRET and AZURE_TENANT_ID.
+    result = run_module("route_server_info", dict(name=HUB, resource_group=RG, auth_source="auto"), env=lab.env(),
+                        drop=("client_id", "secret", "tenant"))
+    assert result["failed"] is False and result["route_server"]["asn"] == 65515, result
