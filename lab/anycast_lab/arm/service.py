@@ -432,21 +432,25 @@ class Service:  # pylint: disable=too-many-public-methods
         (the command may be slow: it asks the lab's BGP speakers), and keep the answers for GETs."""
         while True:
             time.sleep(PEER_STATE_INTERVAL)
-            cmd = self.settings.peer_state_cmd
-            if not cmd:
-                continue
-            with self.store.lock:
-                peers = [(body["id"], body["properties"]["peerIp"]) for body in self.store.find(
-                    lambda b: b["type"] == res.arm_type("virtualHubs/bgpConnections") and b["properties"].get("provisioningState") == "Succeeded")]
-            states = {}
-            for peer_id, peer_ip in peers:
-                names = res.id_ref(peer_id).names
-                state = (self._run_cmd(cmd, [names[0], names[1], peer_ip]) or "").strip()
-                if state not in PEER_STATES:
-                    print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer_id}, not one of {PEER_STATES}", flush=True)
-                    state = "Unknown"
-                states[peer_id.lower()] = state
-            self._peer_states = states
+            if self.settings.peer_state_cmd:
+                try:
+                    self._peer_states = self._ask_peer_states(self.settings.peer_state_cmd)
+                except Exception:  # pylint: disable=broad-exception-caught
+                    traceback.print_exc()  # keep watching: the next round may work
+
+    def _ask_peer_states(self, cmd):
+        with self.store.lock:
+            peers = [(body["id"], body["properties"]["peerIp"]) for body in self.store.find(
+                lambda b: b["type"] == res.arm_type("virtualHubs/bgpConnections") and b["properties"].get("provisioningState") == "Succeeded")]
+        states = {}
+        for peer_id, peer_ip in peers:
+            names = res.id_ref(peer_id).names
+            state = (self._run_cmd(cmd, [names[0], names[1], peer_ip]) or "").strip()
+            if state not in PEER_STATES:
+                print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer_id}, not one of {PEER_STATES}", flush=True)
+                state = "Unknown"
+            states[peer_id.lower()] = state
+        return states
 
     def connection_state(self, conn):
         """connectionState for a GET: the lab's BGP state when --peer-state-cmd is set, else the stored one."""
