@@ -87,6 +87,7 @@ def main(argv=None):
 
     p = sub.add_parser("image", help="build (or reuse) the Debian 12 root image and print its path")
     p.add_argument("--rebuild", action="store_true", help="build again even when a complete image exists")
+    p.add_argument("--prune", action="store_true", help="first delete images of older package lists that no running host uses")
     p.set_defaults(func=image.main)
     p = with_state(sub.add_parser("up", help="create the topology and boot its hosts"), "required")
     p.add_argument("--boot-timeout", type=float, default=60.0, help="seconds each host may take to answer SSH")

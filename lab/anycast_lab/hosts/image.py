@@ -155,9 +155,25 @@ def _size_mb(root):
     return proc.stdout.split()[0] if proc.returncode == 0 else "?"
 
 
+def prune(cache_dir=DEFAULT_CACHE):
+    """Delete root images of older package lists that no running host uses; returns the removed paths."""
+    removed = []
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, ".build.lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for path in sorted(glob.glob(os.path.join(glob.escape(cache_dir), "rootfs-*"))):
+            if path != image_path(cache_dir) and not _in_use(path):
+                shutil.rmtree(path)
+                removed.append(path)
+    return removed
+
+
 def main(args):
     """CLI: `python -m anycast_lab.hosts [--cache DIR] image [--rebuild]`."""
     started = time.monotonic()
+    if args.prune:
+        for path in prune(args.cache):
+            log(f"removed unused root image {path}")
     path = ensure_image(args.cache, rebuild=args.rebuild)
     print(path)
     print(f"image ready after {time.monotonic() - started:.1f} s", file=sys.stderr)
