@@ -63,8 +63,7 @@ def delete_netns(ns):
 
 
 def link_exists(ns, ifname):
-    argv = ["ip"] + (["-n", ns] if ns else []) + ["link", "show", "dev", ifname]
-    return run(argv, check=False).returncode == 0
+    return ip(ns, "link", "show", "dev", ifname, check=False).returncode == 0
 
 
 def ip(ns, *args, check=True):
