@@ -310,8 +310,8 @@ class _Checker:
 
     def unique_mgmt_ips(self, spec):
         seen = {}
-        for node in spec.nodes:
+        for i, node in enumerate(spec.nodes):
             if node.mgmt_ip and node.mgmt_ip in seen:
-                self.fail(f"nodes ({node.name}).mgmt_ip", f"{node.mgmt_ip} is also used by {seen[node.mgmt_ip]}")
+                self.fail(f"nodes[{i}] ({node.name}).mgmt_ip", f"{node.mgmt_ip} is also used by {seen[node.mgmt_ip]}")
             if node.mgmt_ip:
                 seen[node.mgmt_ip] = node.name

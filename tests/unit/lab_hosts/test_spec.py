@@ -66,7 +66,7 @@ def test_good_spec_parses_and_round_trips():
     (["nodes", 0, "services"], [{"name": "web", "kind": "http"}], r"^nodes\[0\] \(h1\)\.services: hosts run their daemons"),
     (["nodes", 0, "colour"], "blue", r"^nodes\[0\]: unknown field\(s\) colour"),
     (["nodes", 1, "name"], "lan", r"^nodes\[1\]\.name: 'lan' is already used"),
-    (["nodes", 1, "mgmt_ip"], "198.18.1.10", r"^nodes \(peer\)\.mgmt_ip: 198\.18\.1\.10 is also used by h1"),
+    (["nodes", 1, "mgmt_ip"], "198.18.1.10", r"^nodes\[1\] \(peer\)\.mgmt_ip: 198\.18\.1\.10 is also used by h1"),
     (["nodes", 1, "services", 0, "port"], 70000, r"^nodes\[1\] \(peer\)\.services\[0\] \(web\)\.port: 70000 is not a TCP port"),
     (["nodes", 1, "services", 0, "config"], "x.conf", r"^nodes\[1\] \(peer\)\.services\[0\] \(web\): field\(s\) config do not apply to a http service"),
     (["nodes", 1, "services", 1, "argv"], [], r"^nodes\[1\] \(peer\)\.services\[1\] \(sink\)\.argv: must be a non-empty list"),
