@@ -259,6 +259,20 @@ def parse_listen(value):
     return host.strip('[]'), port
 
 
+def fallback_paths(path):
+    """The file paths of a configuration that does not validate (defaults where unreadable)."""
+    config = dict(GLOBAL_DEFAULTS, prefixes=[])
+    try:
+        with open(path, encoding='utf-8') as handle:
+            raw = json.load(handle)
+    except (OSError, ValueError):
+        return config
+    for key in ('bird_socket', 'state_file', 'withdrawn_file'):
+        if isinstance(raw, dict) and isinstance(raw.get(key), str) and raw[key].startswith('/'):
+            config[key] = raw[key]
+    return config
+
+
 def load_config(path):
     """Read and validate the JSON configuration file."""
     try:
@@ -1113,7 +1127,10 @@ def main(argv=None):
         config = load_config(args.file if args.command == 'check-config' and args.file else args.config)
     except ConfigError as exc:
         print('anycast-healthcheck: invalid configuration: %s' % exc, file=sys.stderr)
-        return 2
+        if args.command != 'withdraw-all':
+            return 2
+        # Fail closed even with a broken configuration: withdraw with the paths it names, or the defaults.
+        config = fallback_paths(args.config)
     if args.command == 'check-config':
         print('configuration OK: %d prefix(es)' % len(config['prefixes']))
         return 0
