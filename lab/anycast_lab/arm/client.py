@@ -131,9 +131,8 @@ class EmulatorProcess:  # pylint: disable=too-many-public-methods
         return self.admin("POST", "seed", topology)
 
     def reset(self, seed_default=True):
-        """Empty state, log and faults; default timings; then (by default) the default topology."""
+        """Empty state, log and faults; the settings the process started with; then (by default) the default topology."""
         self.admin("POST", "reset")
-        self.admin("PUT", "settings", dict(self.defaults))
         if seed_default:
             self.seed(default_topology())
 

@@ -243,6 +243,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "reset" and method == "POST":
             service.cancel_timers()
             service.store.reset()
+            service.settings.restore()
             with server.lock:
                 server.requests.clear()
                 server.faults.clear()

@@ -43,14 +43,19 @@ class Settings:  # pylint: disable=too-few-public-methods
         self.on_change_cmd = on_change_cmd
         self.routes_cmd = routes_cmd
         self.peer_state_cmd = peer_state_cmd
+        self._initial = self.as_dict()
 
     def as_dict(self):
-        return dict(vars(self))
+        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
+
+    def restore(self):
+        """Back to the values given at start (POST /_emulator/reset)."""
+        self.update(self._initial)
 
     def update(self, values):
         for key, value in values.items():
-            if key not in vars(self):
-                raise bad_request("InvalidSetting", f"Unknown setting '{key}'. Known: {', '.join(sorted(vars(self)))}.")
+            if key.startswith("_") or key not in vars(self):
+                raise bad_request("InvalidSetting", f"Unknown setting '{key}'. Known: {', '.join(sorted(self.as_dict()))}.")
             if key in ("op_seconds", "routing_delay") and (not isinstance(value, (int, float)) or value < 0):
                 raise bad_request("InvalidSetting", f"Setting '{key}' must be a number >= 0.")
             setattr(self, key, value)

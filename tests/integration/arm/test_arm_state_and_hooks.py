@@ -132,3 +132,10 @@ def test_seed_raw_arm_bodies(arm_emulator):
     assert table.disable_bgp_route_propagation is True and table.routes[0].next_hop_ip_address == "10.10.2.5"
     assert table.provisioning_state == "Succeeded"
     assert arm_emulator.writes() == 0  # seeding is not an ARM write
+
+
+def test_reset_restores_the_start_settings(arm_emulator):
+    arm_emulator.settings(op_seconds=3.0, on_change_cmd="true")
+    arm_emulator.reset()
+    settings = arm_emulator.admin("GET", "settings")
+    assert settings["op_seconds"] == 0.2 and settings["on_change_cmd"] is None
