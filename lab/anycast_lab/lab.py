@@ -15,7 +15,7 @@ import time
 from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
 from .hosts.util import LabError, log, running_pid, start_background, stop_background
-from .net import labspec, plan, routers, routes, sync, traffic
+from .net import labspec, plan, routers, routes, sync, traffic, wiring
 
 ARM_PORT = 8443
 # Sessions that must be up before the lab is usable: every Route Server instance with the edge, the edge with on-premises.
@@ -97,7 +97,6 @@ class Lab:
         timings["topology"] = time.monotonic() - step
 
         step = time.monotonic()
-        from .net import wiring  # pylint: disable=import-outside-toplevel  # needs the namespaces up() made
         wiring.apply()
         sync.apply(self.state_file, self.base, force=True)
         self.wait_sessions(CORE_SESSIONS, timeout=60)
@@ -148,9 +147,27 @@ class Lab:
             print(f"  {node['name']:<12} {node['kind']:<6}{extra} {services}")
         print("BGP sessions:")
         for name in routers.names():
-            text = routers.birdc(name, "show", "protocols", base=self.base, check=False)
-            bgp = [line.split() for line in text.splitlines() if " BGP " in line]
-            print(f"  {name:<8} " + ", ".join(f"{fields[0]}={fields[-1] if fields[3] == 'up' else fields[3]}" for fields in bgp))
+            print(f"  {name:<8} " + ", ".join(f"{proto}={state}" for proto, state in routes.bgp_states(name, self.base).items()))
+
+    def application_failover(self, region, seconds=15, rate=25.0):
+        """Stop `region`'s application while the on-premises client sends `rate` requests/s, watch `seconds`, start it again.
+
+        Returns (records sent after the stop, seconds until every answer came from the other region or None).
+        """
+        other = next(item for item in plan.REGIONS if item is not region)
+        topo = self.topology()
+        flow = traffic.Traffic(rate=rate)
+        try:
+            time.sleep(2)
+            stopped = time.time()
+            topo.service_stop(f"{region.short}-app", "web")
+            time.sleep(seconds)
+        finally:
+            records = flow.stop()
+            topo.service_start(f"{region.short}-app", "web")
+        after = [record for record in records if record["t"] >= stopped]
+        moved = traffic.settled(after, f"{other.name} {other.short}-app")
+        return after, (moved - stopped if moved is not None else None)
 
 
 def site_playbook():
@@ -175,19 +192,14 @@ def demo(lab):
         log(f"{region.name} deployed in {time.monotonic() - started:.0f} s")
     log(f"40 requests from on-premises to {plan.ANYCAST_IP}: {dict(traffic.requests(40))}")
     first, second = plan.REGIONS
-    first_app, second_answer = f"{first.short}-app", f"{second.name} {second.short}-app"
-    log(f"stopping the application in {first.name} while a client sends 25 requests/s ...")
-    flow = traffic.Traffic(rate=25)
-    time.sleep(2)
-    stopped = time.time()
-    lab.topology().service_stop(first_app, "web")
-    time.sleep(15)
-    records = flow.stop()
-    after = [r for r in records if r["t"] >= stopped]
-    moved = traffic.settled(after, second_answer)
-    log(f"after the stop: {dict(traffic.summary(after))}; all answers from {second.name} after "
-        + (f"{moved - stopped:.1f} s" if moved else "never (no health checker withdrew the route?)"))
-    lab.topology().service_start(first_app, "web")
-    log(f"application in {first.name} started again; 40 requests: waiting for the announcement to come back ...")
-    time.sleep(5)
-    log(f"40 requests from on-premises: {dict(traffic.requests(40))}")
+    log(f"stopping the application in {first.name} while a client sends 25 requests/s for 15 s ...")
+    after, moved = lab.application_failover(first)
+    log(f"after the stop: {dict(traffic.summary(after))}; every answer from {second.name} after "
+        + (f"{moved:.1f} s" if moved is not None else "never (did a health checker withdraw the route?)"))
+    log(f"application in {first.name} started again; waiting for its announcement to come back ...")
+    deadline = time.monotonic() + 30
+    answers = traffic.requests(40)
+    while len(answers) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+        answers = traffic.requests(40)
+    log(f"40 requests from on-premises: {dict(answers)}")

@@ -10,7 +10,7 @@ import time
 
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
 from anycast_lab.net import plan
-from anycast_lab.net.traffic import Traffic, requests, settled, summary
+from anycast_lab.net.traffic import Traffic, requests, summary
 
 WE, NE = plan.REGIONS
 ANYCAST = f"{plan.ANYCAST_IP}/32"
@@ -72,22 +72,12 @@ def test_public_prepend_prefers_the_other_region_private_prepend_is_stripped(dep
 
 
 def test_health_failover_moves_traffic_and_back(deployed):
-    topo = deployed.topology()
-    flow = Traffic(rate=25)
-    try:
-        time.sleep(3)
-        stopped = time.time()
-        topo.service_stop("we-app", "web")
-        time.sleep(15)
-    finally:
-        records = flow.stop()
-        topo.service_start("we-app", "web")
-    after = [record for record in records if record["t"] >= stopped]
-    moved = settled(after, ANSWER["ne"])
+    after, moved = deployed.application_failover(WE, seconds=15, rate=25)
     failed = sum(1 for record in after if not record["ok"])
     print(f"\nhealth failover: {len(after) / 15:.0f} requests/s, traffic on northeurope only after "
-          f"{(moved - stopped) if moved else float('nan'):.2f} s, {failed} failed requests of {len(after)}", flush=True)
-    assert moved is not None and moved - stopped < 10, f"traffic did not move to northeurope: {summary(after)}"
+          f"{moved if moved is not None else float('nan'):.2f} s, {failed} failed requests of {len(after)}", flush=True)
+    assert len(after) >= 20 * 15, "the client sent fewer than 20 requests/s"
+    assert moved is not None and moved < 10, f"traffic did not move to northeurope: {summary(after)}"
     wait_for(ecmp_onprem, 30, "westeurope's announcement did not come back with its application")
     answers = requests(60)
     assert answers["failed"] == 0 and answers[ANSWER["we"]] > 0, answers

@@ -40,13 +40,19 @@ def _region(hub_name):
     return region
 
 
+def bgp_states(router, base=None):
+    """{protocol: state} of a lab router's BGP sessions: 'Established', else BIRD's protocol state (start, down, ...)."""
+    states = {}
+    for line in routers.birdc(router, "show", "protocols", base=base, check=False).splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1] == "BGP":
+            states[fields[0]] = "Established" if "Established" in fields[4:] else fields[3]
+    return states
+
+
 def established(router, proto):
     """True when BGP protocol `proto` of a lab router is Established."""
-    for line in routers.birdc(router, "show", "protocols", proto, check=False).splitlines():
-        fields = line.split()
-        if fields and fields[0] == proto:
-            return "Established" in fields
-    return False
+    return bgp_states(router).get(proto) == "Established"
 
 
 def peer_state(hub_name, peer_ip):
