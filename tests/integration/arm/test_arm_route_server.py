@@ -60,7 +60,7 @@ def test_put_answer_is_updating_with_async_operation_header(arm_emulator):
 
 
 def test_routing_state_lags_and_peer_put_is_refused_meanwhile(arm_emulator, net):
-    arm_emulator.settings(routing_delay=1.5)
+    arm_emulator.settings(routing_delay=3.0)
     _create_route_server(arm_emulator, net)
     hub = net.virtual_hubs.get(RG, "rs-new")
     assert hub.provisioning_state == "Succeeded" and hub.routing_state == "Provisioning"
@@ -135,7 +135,7 @@ def test_at_most_eight_peers(arm_emulator, net, route_server):
 
 
 def test_overlapping_writes_to_one_hub_get_409(arm_emulator, net, route_server):
-    arm_emulator.settings(op_seconds=1.0)
+    arm_emulator.settings(op_seconds=2.0)
     first = net.virtual_hub_bgp_connection.begin_create_or_update(RG, route_server, "nva1", {"properties": {"peerIp": "10.10.2.4", "peerAsn": 65001}})
     with pytest.raises(HttpResponseError) as caught:
         net.virtual_hub_bgp_connection.begin_create_or_update(RG, route_server, "nva2", {"properties": {"peerIp": "10.10.2.5", "peerAsn": 65001}})
