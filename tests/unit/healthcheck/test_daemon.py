@@ -67,33 +67,44 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def setup(tmp_path, daemon_path):
-    backend = Backend()
-    backend.start()
+def start_daemon(tmp_path, daemon_path, checks, **timing):
+    """Run the daemon on a temporary configuration; return the test context."""
     bird = FakeBird(str(tmp_path / 'bird.ctl'))
     (tmp_path / 'withdrawn.conf').write_text('define ANYCAST_10_250_0_10 = 0;\ndefine ANYCAST_10_250_0_11 = 0;\n')
     (tmp_path / 'announce.conf').write_text('define ANYCAST_10_250_0_10 = 1;\n')  # stale: must be withdrawn at start
     metrics_port = free_port()
-    timing = {'interval': 0.1, 'fast_interval': 0.02, 'timeout': 0.05, 'rise': 2, 'fall': 3, 'drain_withdraw_after': 0.6}
     config = {
         'bird_socket': str(tmp_path / 'bird.ctl'), 'state_file': str(tmp_path / 'announce.conf'),
         'withdrawn_file': str(tmp_path / 'withdrawn.conf'), 'control_socket': str(tmp_path / 'control.sock'),
         'drain_file': str(tmp_path / 'drain.json'), 'metrics_listen': '127.0.0.1:%d' % metrics_port,
-        'prefixes': [dict(prefix=PREFIX, checks=[{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}], **timing)],
+        'prefixes': [dict(prefix=PREFIX, checks=checks, **timing)],
     }
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     log = open(tmp_path / 'daemon.log', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
     proc = subprocess.Popen([sys.executable, str(daemon_path), '--config', str(config_path), 'run'],  # pylint: disable=consider-using-with
                             stdout=log, stderr=subprocess.STDOUT)
-    ctx = {'tmp': tmp_path, 'proc': proc, 'log': log, 'backend': backend, 'bird': bird, 'config': config,
-           'config_path': config_path, 'metrics_port': metrics_port, 'daemon': daemon_path}
+    return {'tmp': tmp_path, 'proc': proc, 'log': log, 'bird': bird, 'config': config,
+            'config_path': config_path, 'metrics_port': metrics_port, 'daemon': daemon_path}
+
+
+def stop_daemon(ctx):
+    """Kill the daemon if a test left it running."""
+    if ctx['proc'].poll() is None:
+        ctx['proc'].kill()
+        ctx['proc'].wait()
+    ctx['log'].close()
+
+
+@pytest.fixture
+def setup(tmp_path, daemon_path):
+    backend = Backend()
+    backend.start()
+    timing = {'interval': 0.1, 'fast_interval': 0.02, 'timeout': 0.05, 'rise': 2, 'fall': 3, 'drain_withdraw_after': 0.6}
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}], **timing)
+    ctx['backend'] = backend
     yield ctx
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    log.close()
+    stop_daemon(ctx)
 
 
 def value(ctx, prefix=PREFIX):
@@ -213,3 +224,48 @@ def test_withdraw_all_with_a_broken_configuration_still_withdraws(setup):  # pyl
     assert result.returncode == 0
     assert 'invalid configuration' in result.stderr
     assert value(ctx) == 0 and value(ctx, OTHER) == 0
+
+
+def test_a_hung_backend_is_withdrawn_about_as_fast_as_a_dead_one(tmp_path, daemon_path):
+    # An HTTP backend that accepts connections (kernel backlog) but never answers: every
+    # probe times out. Rounds overlap, so fall failures take one timeout plus fall - 1
+    # fast intervals, not fall timeouts.
+    hung = socket.socket()
+    hung.bind(('127.0.0.1', 0))
+    hung.listen(1024)
+    port = hung.getsockname()[1]
+    backend = Backend()
+    backend.start()
+    timing = {'interval': 0.2, 'fast_interval': 0.02, 'timeout': 0.15, 'rise': 2, 'fall': 5}
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'http', 'url': 'http://127.0.0.1:%d/' % backend.port, 'expect_status': [200, 400, 404, 501]}], **timing)
+    try:
+        httpd = threading.Thread(target=serve_http_once_per_connection, args=(backend.sock,), daemon=True)
+        httpd.start()
+        wait_value(ctx, 0, timeout=2)  # the daemon is up (it withdrew the stale state)
+        wait_value(ctx, 1)
+        # Point the check at the hung listener through a reload (same prefix, new check).
+        config = dict(ctx['config'])
+        config['prefixes'] = [dict(config['prefixes'][0], checks=[{'type': 'http', 'url': 'http://127.0.0.1:%d/' % port}])]
+        ctx['config_path'].write_text(json.dumps(config))
+        switched = time.monotonic()
+        ctx['proc'].send_signal(signal.SIGHUP)
+        withdrawn_at = wait_value(ctx, 0)
+        # interval + timeout + (fall - 1) x fast_interval = 0.43 s; sequential probes would need 0.2 + 5 x 0.15 = 0.95 s.
+        print('hung backend withdrawn after %.3f s' % (withdrawn_at - switched))
+        assert withdrawn_at - switched < 0.43 + 0.25
+        assert 'timeout after 0.15s' in changes(ctx)[-1]['checks'][0]['detail']
+    finally:
+        stop_daemon(ctx)
+        hung.close()
+
+
+def serve_http_once_per_connection(listener):
+    """Answer every connection with 200 OK (a healthy HTTP backend)."""
+    while True:
+        try:
+            conn, _addr = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
