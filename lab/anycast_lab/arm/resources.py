@@ -490,8 +490,6 @@ def render(svc, body):
         props["bgpConnections"] = [{"id": child["id"]} for child in store.children(body["id"], "bgpConnections")]
         props["ipConfigurations"] = [{"id": child["id"]} for child in store.children(body["id"], "ipConfigurations")]
         props.setdefault("virtualHubRouteTableV2s", [])
-    elif type_key == "virtualHubs/bgpConnections":
-        props["connectionState"] = svc.connection_state(body)
     elif type_key == "networkInterfaces":
         for config in props["ipConfigurations"]:
             config["id"] = f"{body['id']}/ipConfigurations/{config['name']}"

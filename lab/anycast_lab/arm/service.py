@@ -6,6 +6,7 @@ Failed), runs the type's side effects (router IPs, routing state, peer state) an
 the --on-change-cmd hook. While an operation runs on a resource, other writes to
 it (for a hub: to the hub or any of its children) get 409 AnotherOperationInProgress.
 """
+import concurrent.futures
 import copy
 import json
 import os
@@ -25,7 +26,7 @@ from .identity import check_bearer
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 ROUTE_ROLES = ("RouteServiceRole_IN_0", "RouteServiceRole_IN_1")
 PEER_STATES = ("Unknown", "Connecting", "Connected", "NotConnected")  # HubBgpConnectionStatus
-PEER_STATE_INTERVAL = 1.0
+PEER_STATE_TTL = 1.0  # seconds a --peer-state-cmd answer is reused
 
 
 class Response:  # pylint: disable=too-few-public-methods
@@ -73,7 +74,6 @@ class Service:  # pylint: disable=too-many-public-methods
         self._hooks = queue.Queue()
         self._peer_states = {}
         threading.Thread(target=self._run_hooks, name="arm-hooks", daemon=True).start()
-        threading.Thread(target=self._watch_peer_states, name="arm-peer-states", daemon=True).start()
         self._resume_operations()
 
     # ------------------------------------------------------------ entry point
@@ -94,7 +94,10 @@ class Service:  # pylint: disable=too-many-public-methods
             if sub is None:
                 raise not_found("SubscriptionNotFound", f"The subscription '{sub_id}' could not be found.")
             body = self._parse_body(method, raw_body)
-            return self._route(method, sub, segments[2:], body, headers, api_version, fault)
+            response = self._route(method, sub, segments[2:], body, headers, api_version, fault)
+        if method == "GET" and response.status == 200:
+            self._fill_peer_states(response.body)
+        return response
 
     @staticmethod
     def _parse_body(method, raw_body):
@@ -429,39 +432,33 @@ class Service:  # pylint: disable=too-many-public-methods
             hub["etag"] = res.new_etag()
         elif ref.type_key == "virtualHubs/bgpConnections" and method == "PUT":
             conn = self.store.get(ref.id)
-            # Without the lab a provisioned peer counts as Connected; with it, the peer-state watcher tells.
+            # Without the lab a provisioned peer counts as Connected; with it, GETs ask --peer-state-cmd.
             conn["properties"]["connectionState"] = "Connecting" if self.settings.peer_state_cmd else "Connected"
 
-    def _watch_peer_states(self):
-        """With --peer-state-cmd: ask it about every provisioned peer each PEER_STATE_INTERVAL, outside the state lock
-        (the command may be slow: it asks the lab's BGP speakers), and keep the answers for GETs."""
-        while True:
-            time.sleep(PEER_STATE_INTERVAL)
-            if self.settings.peer_state_cmd:
-                try:
-                    self._peer_states = self._ask_peer_states(self.settings.peer_state_cmd)
-                except Exception:  # pylint: disable=broad-exception-caught
-                    traceback.print_exc()  # keep watching: the next round may work
+    def _fill_peer_states(self, body):
+        """With --peer-state-cmd, a provisioned peer's connectionState in a GET answer is the lab's BGP state,
+        asked now, outside the state lock (the command may be slow), at most once per PEER_STATE_TTL per peer."""
+        if not self.settings.peer_state_cmd or not isinstance(body, dict):
+            return
+        items = body["value"] if isinstance(body.get("value"), list) else [body]
+        peers = [item for item in items if isinstance(item, dict) and item.get("type") == res.arm_type("virtualHubs/bgpConnections")
+                 and item["properties"].get("provisioningState") == "Succeeded"]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for peer, state in zip(peers, pool.map(self._peer_state, peers)):
+                peer["properties"]["connectionState"] = state
 
-    def _ask_peer_states(self, cmd):
-        with self.store.lock:
-            peers = [(body["id"], body["properties"]["peerIp"]) for body in self.store.find(
-                lambda b: b["type"] == res.arm_type("virtualHubs/bgpConnections") and b["properties"].get("provisioningState") == "Succeeded")]
-        states = {}
-        for peer_id, peer_ip in peers:
-            names = res.id_ref(peer_id).names
-            state = (self._run_cmd(cmd, [names[0], names[1], peer_ip]) or "").strip()
-            if state not in PEER_STATES:
-                print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer_id}, not one of {PEER_STATES}", flush=True)
-                state = "Unknown"
-            states[peer_id.lower()] = state
-        return states
-
-    def connection_state(self, conn):
-        """connectionState for a GET: the lab's BGP state when --peer-state-cmd is set, else the stored one."""
-        if self.settings.peer_state_cmd and conn["properties"].get("provisioningState") == "Succeeded":
-            return self._peer_states.get(conn["id"].lower(), "Connecting")
-        return conn["properties"].get("connectionState")
+    def _peer_state(self, peer):
+        key = peer["id"].lower()
+        cached = self._peer_states.get(key)
+        if cached and self.clock() - cached[1] < PEER_STATE_TTL:
+            return cached[0]
+        names = res.id_ref(peer["id"]).names
+        state = (self._run_cmd(self.settings.peer_state_cmd, [names[0], names[1], peer["properties"]["peerIp"]]) or "").strip()
+        if state not in PEER_STATES:
+            print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer['id']}, not one of {PEER_STATES}", flush=True)
+            state = "Unknown"
+        self._peer_states[key] = (state, self.clock())
+        return state
 
     def _operation_status(self, op_id, is_location, api_version):
         op = self.store.data["operations"].get(op_id)
