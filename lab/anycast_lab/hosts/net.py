@@ -9,6 +9,7 @@ import ipaddress
 import json
 import os
 import signal
+import time
 
 from .util import LabError, run, wait_gone
 
@@ -52,8 +53,9 @@ def kill_netns_processes(ns, timeout=5.0):
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + timeout  # one wait for all of them, not one per process
         for pid in pids:
-            wait_gone(pid, timeout)
+            wait_gone(pid, max(0.0, deadline - time.monotonic()))
 
 
 def delete_netns(ns):
