@@ -485,7 +485,7 @@ class Service:  # pylint: disable=too-many-public-methods
             return {"Retry-After": str(int(self.settings.retry_after))}
         # The SDK honours x-ms-retry-after-ms; without a hint it would sleep its 30 s default between polls.
         remaining = max(0.0, op["done_at"] - self.clock())
-        return {"x-ms-retry-after-ms": str(int(remaining * 1000) + 20)}
+        return {"x-ms-retry-after-ms": str(int(remaining * 1000) + 50)}
 
     def _lro_headers(self, op, api_version, location=False, azure_async=True):
         root = f"{self.base}/subscriptions/{self._op_sub(op)}/providers/Microsoft.Network/locations/{op['location']}"
