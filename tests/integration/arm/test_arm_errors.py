@@ -105,3 +105,18 @@ def test_chunked_request_body(arm_emulator, arm):
                  headers={"Content-Type": "application/json"})
     assert answer.status_code == 201, answer.text
     assert answer.json()["properties"]["disableBgpRoutePropagation"] is True
+
+
+def test_if_match_and_if_none_match(arm_emulator, arm):
+    path = arm_emulator.rid("routeTables/rt-etag") + "?api-version=2025-07-01"
+    body = {"location": "westeurope"}
+    assert arm("PUT", path, json=body, headers={"If-None-Match": "*"}).status_code == 201
+    answer = arm("PUT", path, json=body, headers={"If-None-Match": "*"})
+    assert answer.status_code == 412 and answer.json()["error"]["code"] == "PreconditionFailed"
+    for _poll in range(200):
+        table = arm("GET", path).json()
+        if table["properties"]["provisioningState"] != "Updating":
+            break
+        time.sleep(0.05)
+    assert arm("PUT", path, json=body, headers={"If-Match": 'W/"stale"'}).status_code == 412
+    assert arm("PUT", path, json=body, headers={"If-Match": table["etag"]}).status_code == 200
