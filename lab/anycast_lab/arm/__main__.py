@@ -29,16 +29,18 @@ def _serve(args):
     # SIGTERM ends serve_forever cleanly (the state is already on disk after every change).
     signal.signal(signal.SIGTERM, _exit_on_signal)
     ready = os.path.join(args.tls_dir, "ready")
-    with open(ready + ".tmp", "w", encoding="utf-8") as handle:
-        handle.write(server.base + "\n")
-    os.replace(ready + ".tmp", ready)
-    print(f"ready {server.base}", flush=True)
+    # Everything from the ready file on is inside try: a SIGTERM right after the ready line still removes it.
     try:
+        with open(ready + ".tmp", "w", encoding="utf-8") as handle:
+            handle.write(server.base + "\n")
+        os.replace(ready + ".tmp", ready)
+        print(f"ready {server.base}", flush=True)
         server.serve_forever(poll_interval=0.2)
     finally:
         service.cancel_timers()
-        if os.path.exists(ready):
-            os.unlink(ready)
+        for path in (ready, ready + ".tmp"):
+            if os.path.exists(path):
+                os.unlink(path)
     return 0
 
 

@@ -156,6 +156,10 @@ class EmulatorProcess:  # pylint: disable=too-many-public-methods
         body = {key: value for key, value in (("learned", learned), ("advertised", advertised)) if value is not None}
         return self.admin("PUT", f"routes/{hub}/{connection}", body)
 
+    def routing_lag(self, hub, seconds, group=None):
+        """Hub `hub` reports routingState Provisioning for `seconds` from now (0 ends the lag at once)."""
+        return self.admin("PUT", f"routing-lag/{self.subscription_id}/{group or self.resource_group}/{hub}", {"seconds": seconds})
+
     def wait_hooks(self):
         """Block until every queued --on-change-cmd run has finished."""
         self.admin("POST", "hooks/wait")

@@ -261,6 +261,11 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return Response(200, service.store.data["routes"].get(f"{parts[1]}/{parts[2]}".lower(), {}))
             return Response(200, service.set_routes(parts[1], parts[2], body))
+        if path.startswith("routing-lag/") and method == "PUT":
+            parts = path.split("/")
+            if len(parts) != 4:
+                raise bad_request("InvalidPath", "Use PUT /_emulator/routing-lag/{subscriptionId}/{resourceGroup}/{hubName} {\"seconds\": N}.")
+            return Response(200, service.set_routing_lag(parts[1], parts[2], parts[3], (body or {}).get("seconds")))
         if path == "hooks/wait" and method == "POST":
             service.wait_hooks()
             return Response(204)

@@ -542,6 +542,19 @@ class Service:  # pylint: disable=too-many-public-methods
                                    "origin": "Igp", "asPath": "65515", "weight": 0})
         return body
 
+    def set_routing_lag(self, sub_id, group, hub_name, seconds):
+        """Make a hub's routingState Provisioning for `seconds` from now (0: Provisioned now), for tests
+        that must meet the lag whatever their start-up time."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise bad_request("InvalidRequestFormat", "Property 'seconds' must be a number >= 0.")
+        with self.store.lock:
+            hub = self.store.get(f"/subscriptions/{sub_id}/resourceGroups/{group}/providers/{res.PROVIDER}/virtualHubs/{hub_name}")
+            if hub is None:
+                raise not_found("ResourceNotFound", f"Virtual hub '{hub_name}' in resource group '{group}' was not found.")
+            hub.setdefault("_emu", {})["routing_ready_at"] = self.clock() + seconds
+            self.store.save()
+            return {"routingState": res.routing_state(self, hub)}
+
     def set_routes(self, hub_name, conn_name, body):
         if not isinstance(body, dict) or not set(body) <= {"learned", "advertised"}:
             raise bad_request("InvalidRequestFormat", "Body must be {'learned': {...}, 'advertised': {...}} keyed RouteServiceRole_IN_0/_IN_1.")

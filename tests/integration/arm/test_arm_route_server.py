@@ -6,7 +6,7 @@ import pytest
 import requests
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from anycast_lab.arm.client import RESOURCE_GROUP as RG
+from anycast_lab.arm.client import RESOURCE_GROUP as RG, EmulatorError
 
 ROUTE_ROLES = {"RouteServiceRole_IN_0", "RouteServiceRole_IN_1"}
 
@@ -235,3 +235,15 @@ def test_a_second_route_server_cannot_share_the_subnet(arm_emulator, net, route_
         net.virtual_hub_ip_configuration.begin_create_or_update(RG, "rs-two", "ipconfig1", {"properties": {
             "subnet": {"id": arm_emulator.rid("virtualNetworks/vnet-hub-weu/subnets/RouteServerSubnet")}}})
     assert caught.value.error.code == "SubnetInUseByAnotherVirtualHub" and route_server in caught.value.error.message
+
+
+def test_routing_lag_set_and_ended_by_the_test(arm_emulator, net, route_server):
+    """A lag far longer than any client start-up, ended by the test when it has seen the refusal."""
+    assert arm_emulator.routing_lag(route_server, 600) == {"routingState": "Provisioning"}
+    with pytest.raises(HttpResponseError, match="HubBgpConnectionParentHubMustHaveProvisionedRoutingState"):
+        net.virtual_hub_bgp_connection.begin_create_or_update(RG, route_server, "nva1", {"properties": {"peerIp": "10.10.2.4", "peerAsn": 65001}})
+    assert arm_emulator.routing_lag(route_server, 0) == {"routingState": "Provisioned"}
+    peer = net.virtual_hub_bgp_connection.begin_create_or_update(RG, route_server, "nva1", {"properties": {"peerIp": "10.10.2.4", "peerAsn": 65001}})
+    assert peer.result().provisioning_state == "Succeeded"
+    with pytest.raises(EmulatorError, match="ResourceNotFound"):
+        arm_emulator.routing_lag("nope", 1)
