@@ -77,6 +77,7 @@ def start_daemon(tmp_path, daemon_path, checks, **timing):
         'bird_socket': str(tmp_path / 'bird.ctl'), 'state_file': str(tmp_path / 'announce.conf'),
         'withdrawn_file': str(tmp_path / 'withdrawn.conf'), 'control_socket': str(tmp_path / 'control.sock'),
         'drain_file': str(tmp_path / 'drain.json'), 'metrics_listen': '127.0.0.1:%d' % metrics_port,
+        'metrics_textfile': str(tmp_path / 'anycast_healthcheck.prom'),
         'prefixes': [dict(prefix=PREFIX, checks=checks, **timing)],
     }
     config_path = tmp_path / 'config.json'
@@ -161,6 +162,10 @@ def test_lifecycle(setup):  # pylint: disable=redefined-outer-name,too-many-stat
     assert 'anycast_healthcheck_announce_value{prefix="%s"} 1' % PREFIX in metrics
     assert 'anycast_healthcheck_transitions_total{prefix="%s"} 3' % PREFIX in metrics
     assert re.search(r'anycast_healthcheck_check_duration_seconds\{prefix="%s",check="tcp://127.0.0.1:\d+"\} [0-9.e-]+' % re.escape(PREFIX), metrics)
+
+    # The node_exporter textfile is rewritten on every change.
+    textfile = (ctx['tmp'] / 'anycast_healthcheck.prom').read_text()
+    assert 'anycast_healthcheck_prefix_state{prefix="%s",state="announced"} 1' % PREFIX in textfile
 
     # Drain: prepended at once, withdrawn after drain_withdraw_after, restored by undrain.
     result = cli(ctx, 'drain', '10.250.0.10')
