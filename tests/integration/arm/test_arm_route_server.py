@@ -145,6 +145,7 @@ def test_overlapping_writes_to_one_hub_get_409(arm_emulator, net, route_server):
     with pytest.raises(HttpResponseError, match="AnotherOperationInProgress"):
         net.virtual_hubs.begin_create_or_update(RG, route_server, hub)
     assert first.result().provisioning_state == "Succeeded"
+    arm_emulator.settings(op_seconds=0.2)
     net.virtual_hub_bgp_connection.begin_create_or_update(RG, route_server, "nva2", {"properties": {"peerIp": "10.10.2.5", "peerAsn": 65001}}).result()
 
 
