@@ -31,6 +31,8 @@ def _arm_emulator_process(tmp_path_factory):
 @pytest.fixture
 def arm_emulator(_arm_emulator_process):  # pylint: disable=redefined-outer-name
     """The session's emulator, emptied and seeded with the default topology for this test."""
+    if _arm_emulator_process.proc is None or _arm_emulator_process.proc.poll() is not None:
+        _arm_emulator_process.start()  # an earlier test stopped or killed it: one test's mishap stays its own
     _arm_emulator_process.reset()
     yield _arm_emulator_process
     _arm_emulator_process.clear_faults()
