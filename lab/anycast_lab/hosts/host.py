@@ -61,6 +61,30 @@ def nspawn_pids(prefix):
     return found
 
 
+def cgroup_roots():
+    """Where the lab's hosts get their cgroups: anycast-lab/ in cgroup2 and, on hybrid hosts, in cgroup v1 name=systemd."""
+    roots = []
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        for line in f:
+            target, fstype, options = line.split()[1:4]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+                roots.append(os.path.join(target, "anycast-lab"))
+    return roots
+
+
+def remove_cgroups(name, whole_prefix=False):
+    """Remove the (empty, once stopped) cgroups of host `name`, or of every host named `name...`; deepest first."""
+    for root in cgroup_roots():
+        entries = os.listdir(root) if os.path.isdir(root) else []
+        tops = [os.path.join(root, e) for e in entries if e == name or (whole_prefix and e.startswith(name))]
+        for top in tops:
+            for path, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+
+
 def halt(pids, timeout=20.0):
     """SIGTERM nspawn leaders (their containers halt cleanly, in parallel), SIGKILL those still there after timeout."""
     for pid in pids:
@@ -148,9 +172,23 @@ class Host:
                 "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only"]
         # "network": /proc/sys/net writable (per-namespace sysctls like ip_forward), the rest of /proc/sys read-only.
-        env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network")
-        start_background(argv, self.pidfile, self.console_log, env=env)
+        env = dict(os.environ, SYSTEMD_NSPAWN_API_VFS_WRITABLE="network", ANYCAST_LAB_CGROUPS=" ".join(self._make_cgroups()))
+        # nspawn --keep-unit puts the container in payload/ under its own cgroup. Started from one shared cgroup,
+        # every host's systemd would manage the same payload/system.slice/X.service directories and remove them
+        # under each other (a unit then fails with 219/CGROUP). So nspawn starts in a cgroup of its own.
+        wrapper = ["sh", "-c", 'for d in $ANYCAST_LAB_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 1; done; exec "$@"', "nspawn"]
+        start_background(wrapper + argv, self.pidfile, self.console_log, env=env)
         return started
+
+    def cgroups(self):
+        """This host's own cgroup in each hierarchy systemd uses."""
+        return [os.path.join(root, self.netns) for root in cgroup_roots()]
+
+    def _make_cgroups(self):
+        dirs = self.cgroups()
+        for path in dirs:
+            os.makedirs(path, exist_ok=True)
+        return dirs
 
     def boot(self, timeout=60.0):
         """Boot and wait until SSH lets us in; returns seconds from start to SSH."""
@@ -182,6 +220,7 @@ class Host:
             halt([pid], timeout)
         stop_background(self.pidfile, sig=signal.SIGKILL, timeout=5.0)
         net.kill_netns_processes(self.netns)
+        remove_cgroups(self.netns)
 
     def remove(self):
         """Stop, unmount and delete the host's overlay (its upper layer is gone: the next boot is a fresh host)."""

@@ -20,7 +20,7 @@ import time
 import yaml
 
 from . import image, net, spec as spec_mod
-from .host import Host, ensure_key, halt, nspawn_pids, overlay_mounts, unmount
+from .host import Host, ensure_key, halt, nspawn_pids, overlay_mounts, remove_cgroups, unmount
 from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background, tail
 
 LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../lab, for PYTHONPATH
@@ -335,6 +335,7 @@ def teardown(prefix, state_dir=None, mgmt_bridge=None):
         net.kill_netns_processes(ns)
     for target in overlay_mounts(prefix):
         unmount(target)
+    remove_cgroups(prefix + ".", whole_prefix=True)
     with machine_lock():
         for ns in net.list_netns(prefix):
             net.delete_netns(ns)

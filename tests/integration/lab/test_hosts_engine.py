@@ -319,3 +319,20 @@ def test_same_prefix_from_another_state_dir_is_left_alone(state_dir, tmp_path):
     # By name it goes (crash recovery), whoever owned it.
     assert cli("down", "--prefix", PREFIX).returncode == 0
     assert leftovers() == NOTHING
+
+
+def test_hosts_do_not_share_cgroups(state_dir):
+    """Each host's systemd owns its unit cgroups: a shared tree made units of one host fail with 219/CGROUP
+    when another host's systemd removed the same-named unit's cgroup under it."""
+    ips = free_mgmt_ips(2)
+    data = spec_data(mgmt_ip=ips[0])
+    data["nodes"].insert(1, dict(data["nodes"][0], name="h2", mgmt_ip=ips[1], interfaces=[{"name": "eth1", "segment": "lan", "address": "10.10.2.5/24"}]))
+    topo = make(state_dir, data)
+    topo.up()
+    topo.exec("h1", ["systemd-run", "--unit=anycast-probe", "sleep", "300"], check=True)
+    probe = ["sh", "-c", "ls -d /sys/fs/cgroup/*/system.slice/anycast-probe.service"]
+    assert topo.exec("h1", probe).returncode == 0
+    assert topo.exec("h2", probe).returncode != 0
+    topo.down()
+    assert not [path for path in ("/sys/fs/cgroup/systemd/anycast-lab", "/sys/fs/cgroup/unified/anycast-lab", "/sys/fs/cgroup/anycast-lab")
+                if os.path.isdir(path) and any(e.startswith(PREFIX + ".") for e in os.listdir(path))]
