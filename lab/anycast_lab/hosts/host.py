@@ -78,7 +78,7 @@ def remove_cgroups(name, whole_prefix=False):
         entries = os.listdir(root) if os.path.isdir(root) else []
         tops = [os.path.join(root, e) for e in entries if e == name or (whole_prefix and e.startswith(name))]
         for top in tops:
-            for path, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+            for path in sorted((entry[0] for entry in os.walk(top)), key=len, reverse=True):
                 try:
                     os.rmdir(path)
                 except OSError:
