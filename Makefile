@@ -64,3 +64,9 @@ lab-down: venv
 
 clean:
 	rm -rf .build tests/output
+
+# Galaxy release checks (release/check.py): build, fresh-venv install, consumer playbook outside the
+# repository against the ARM emulator, antsibull-docs and changelog lint, `ansible-builder create`.
+.PHONY: release-check
+release-check: venv
+	$(PY) release/check.py
