@@ -10,6 +10,9 @@ Run from the repository root with the project's venv and PYTHONPATH=lab (the Mak
 4. A consumer playbook OUTSIDE the repository (copied from release/consumer/) against an ARM emulator
    started for the check: Azure modules in check mode and for real, idempotent reruns, a role's
    preflight with good and bad input; then an independent check of the emulator's state.
+   Then the installed `anycast.nva.nat` role applied for real over SSH to one nspawn host of the lab
+   machinery (anm-release, mgmt 198.18.1.88; lab/anycast_lab/hosts builds the root image on first use),
+   twice (the rerun must change nothing), and a TCP request from a client namespace through the anycast IP.
 5. `antsibull-docs lint-collection-docs --plugin-docs`, `antsibull-changelog lint`, and
    `antsibull-changelog release --version <galaxy version>` on a COPY of the tree (CHANGELOG.rst).
 6. `ansible-builder introspect` of the installed collection (reads meta/execution-environment.yml) and
@@ -145,7 +148,7 @@ def fresh_venv(tmp, tarball):
     venv = os.path.join(tmp, "venv")
     collections = os.path.join(tmp, "collections")
     run([os.path.join(sys.base_prefix, "bin", "python3"), "-m", "venv", venv])
-    pip = [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip = [os.path.join(venv, "bin", "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
     run(pip + [ANSIBLE_CORE, "ansible-builder>=3.1,<4"])
     env = clean_env(venv, collections)
     run([os.path.join(venv, "bin", "ansible-galaxy"), "collection", "install", tarball, "-p", collections], cwd=tmp, env=env)
@@ -155,7 +158,8 @@ def fresh_venv(tmp, tarball):
     version = run([os.path.join(venv, "bin", "ansible"), "--version"], env=env).stdout.splitlines()[0]
     listed = run([os.path.join(venv, "bin", "ansible-galaxy"), "collection", "list", "anycast.nva", "-p", collections], env=env).stdout
     expect(f"anycast.nva {galaxy_version()}" in " ".join(listed.split()), f"ansible-galaxy collection list does not show anycast.nva:\n{listed}")
-    print(f"   {version}; {sys.version.split()[0]}; anycast.nva {galaxy_version()} in {collections}")
+    python = run([os.path.join(venv, "bin", "python"), "--version"]).stdout.strip()
+    print(f"   {version}; {python}; anycast.nva {galaxy_version()} in {collections}")
     return venv, collections, env
 
 
@@ -214,6 +218,46 @@ def consumer(tmp, venv, env):
         print(f"   consumer playbook: {tasks} tasks, failed=0; ARM writes {len(writes)}; peer and route table confirmed with the SDK")
     finally:
         emulator.stop()
+
+
+NVA_SPEC = {
+    "prefix": "anm-release",
+    "mgmt": {"bridge": "anm-mgmt", "address": "198.18.1.1/24"},
+    "segments": ["lan"],
+    "nodes": [
+        {"name": "nva1", "kind": "host", "mgmt_ip": "198.18.1.88", "groups": ["nva"],
+         "interfaces": [{"name": "eth1", "segment": "lan", "address": "10.10.2.4/24"}], "lo_addresses": ["10.250.0.10/32"]},
+        {"name": "be1", "kind": "netns", "interfaces": [{"name": "eth0", "segment": "lan", "address": "10.10.2.20/24"}],
+         "services": [{"name": "app", "kind": "command", "argv": ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo be1"]}]},
+        {"name": "client", "kind": "netns", "interfaces": [{"name": "eth0", "segment": "lan", "address": "10.10.2.30/24"}],
+         "routes": [{"to": "10.250.0.10/32", "via": "10.10.2.4"}]},
+    ],
+}
+
+
+def nva_role(tmp, venv, env):
+    """The installed nat role applied for real to one nspawn host of the lab machinery, twice, then a request through it."""
+    from anycast_lab.hosts import Topology, teardown  # pylint: disable=import-outside-toplevel
+    work = os.path.join(tmp, "consumer")
+    spec_path = os.path.join(tmp, "nva-topology.yml")
+    with open(spec_path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(NVA_SPEC, handle)
+    teardown(NVA_SPEC["prefix"], None, NVA_SPEC["mgmt"]["bridge"])  # what a crashed earlier run left behind
+    topo = Topology.from_file(spec_path, os.path.join(tmp, "hosts-state"))
+    try:
+        topo.up()
+        cmd = [os.path.join(venv, "bin", "ansible-playbook"), "-i", topo.inventory_path, "nva.yml"]
+        recaps = []
+        for _ in range(2):
+            proc = run(cmd, cwd=work, env=env, timeout=600)
+            recaps.append(proc.stdout[proc.stdout.rfind("PLAY RECAP"):])
+        expect("failed=0" in recaps[0] and "changed=0" not in recaps[0], f"first run of the nat role:\n{recaps[0]}")
+        expect("failed=0" in recaps[1] and "changed=0" in recaps[1], f"second run of the nat role is not idempotent:\n{recaps[1]}")
+        answer = run(["ip", "netns", "exec", topo.netns("client"), "socat", "-T5", "-", "TCP:10.250.0.10:80,connect-timeout=5"], timeout=30).stdout
+        expect(answer.strip() == "be1", f"a request to 10.250.0.10:80 from the client got {answer!r}, not the backend's answer")
+        print("   nat role: applied over SSH (changed), rerun changed=0, 10.250.0.10:80 from the client answered by be1")
+    finally:
+        topo.down()
 
 
 def docs_lint():
@@ -312,6 +356,8 @@ def main():
             ansible_doc(venv, env)
         with step("consumer playbook outside the repository against an ARM emulator"):
             consumer(tmp, venv, env)
+        with step("the installed nat role applied to a lab NVA (nspawn host), twice, and a request through it"):
+            nva_role(tmp, venv, env)
         with step("antsibull-docs lint-collection-docs --plugin-docs"):
             docs_lint()
         with step("antsibull-changelog lint; release on a copy of the tree"):
