@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
-.PHONY: deps venv collection-link sanity lint unit integration molecule e2e test demo lab-up lab-down clean
+.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e test demo lab-up lab-down clean
 
 deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
@@ -41,22 +41,27 @@ lint: venv collection-link
 unit: venv collection-link
 	$(BIN)/pytest -q tests/unit
 
-integration: venv collection-link
+integration: venv collection-link image
 	$(BIN)/pytest -q tests/integration
 
-molecule: venv collection-link
-	cd extensions && for s in $$(ls molecule | grep -v '^default$$' | grep -v '^shared$$'); do \
-	  [ -f molecule/$$s/molecule.yml ] || continue; echo "== molecule scenario $$s"; $(BIN)/molecule test -s $$s; done
+image: deps venv  ## the lab hosts' Debian 12 root image (debootstrap, cached in /var/cache/anycast-nva)
+	$(PY) -m anycast_lab.hosts image
 
-e2e: venv collection-link
+molecule: venv collection-link image  ## every scenario runs; the failed ones are named at the end
+	cd extensions && failed=""; for s in $$(ls molecule | grep -vx -e default -e shared); do \
+	  [ -f molecule/$$s/molecule.yml ] || continue; echo "== molecule scenario $$s"; \
+	  $(BIN)/molecule test -s $$s || failed="$$failed $$s"; done; \
+	  [ -z "$$failed" ] || { echo "molecule scenarios failed:$$failed"; exit 1; }
+
+e2e: venv collection-link image
 	$(BIN)/pytest -q tests/e2e
 
 test: deps venv collection-link sanity lint unit integration molecule
 
-demo: deps venv collection-link
+demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo
 
-lab-up: venv collection-link
+lab-up: deps venv collection-link image
 	$(PY) -m anycast_lab up
 
 lab-down: venv
