@@ -248,9 +248,10 @@ def nva_role(tmp, venv, env):
         topo.up()
         cmd = [os.path.join(venv, "bin", "ansible-playbook"), "-i", topo.inventory_path, "nva.yml"]
         recaps = []
-        for _ in range(2):
+        for attempt in ("first run", "rerun"):
             proc = run(cmd, cwd=work, env=env, timeout=600)
             recaps.append(proc.stdout[proc.stdout.rfind("PLAY RECAP"):])
+            print(f"   nat role, {attempt}: {' '.join(recaps[-1].split()[3:])}")
         expect("failed=0" in recaps[0] and "changed=0" not in recaps[0], f"first run of the nat role:\n{recaps[0]}")
         expect("failed=0" in recaps[1] and "changed=0" in recaps[1], f"second run of the nat role is not idempotent:\n{recaps[1]}")
         answer = run(["ip", "netns", "exec", topo.netns("client"), "socat", "-T5", "-", "TCP:10.250.0.10:80,connect-timeout=5"], timeout=30).stdout
