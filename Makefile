@@ -56,7 +56,7 @@ molecule: venv collection-link image  ## every scenario runs; the failed ones ar
 e2e: venv collection-link image
 	$(BIN)/pytest -q tests/e2e
 
-test: deps venv collection-link sanity lint unit integration molecule
+test: deps venv collection-link sanity lint unit integration molecule release-check
 
 demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo
@@ -73,5 +73,5 @@ clean:
 # Galaxy release checks (release/check.py): build, fresh-venv install, consumer playbook outside the
 # repository against the ARM emulator, antsibull-docs and changelog lint, `ansible-builder create`.
 .PHONY: release-check
-release-check: venv
+release-check: venv collection-link image
 	$(PY) release/check.py
