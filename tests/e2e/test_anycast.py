@@ -160,20 +160,12 @@ def fabric_path(region):
     return re.search(r"via (\S+)", out).group(1)
 
 
-def onprem_region(sport):
-    """The region the on-premises router sends a client flow from this TCP source port to (ECMP hashes on ports)."""
-    out = subprocess.run(["ip", "-n", plan.ONPREM_NS, "route", "get", plan.ANYCAST_IP, "from", plan.CLIENT_IP, "iif", "lan", "ipproto", "tcp",
-                          "sport", str(sport), "dport", str(plan.BACKEND_PORT)], capture_output=True, text=True, check=True).stdout
-    return next(region for region in plan.REGIONS if f"dev er-{region.short}" in out)
-
-
 # A client that opens its connection and sends half a request, then waits for a line on stdin before finishing it.
 HALF_REQUEST = """
 import socket, sys
 sock = socket.socket()
 sock.settimeout(20)
-sock.bind((sys.argv[1], int(sys.argv[2])))
-sock.connect((sys.argv[3], int(sys.argv[4])))
+sock.connect((sys.argv[1], int(sys.argv[2])))
 sock.sendall(b"GET / HTTP/1.0\\r\\n")
 print("connected", flush=True)
 sys.stdin.readline()
@@ -189,21 +181,24 @@ print(data.decode(errors="replace").split("\\r\\n\\r\\n", 1)[-1].strip(), flush=
 
 
 def test_conntrack_sync_keeps_an_established_connection_when_its_path_moves(deployed):  # pylint: disable=unused-argument
-    sport = next(port for port in range(41000, 41200) if onprem_region(port) == WE)
+    # Which region a connection reaches is up to on-premises ECMP: open several; those that reach westeurope
+    # all go through the same NVA (the fabric hashes on addresses), the one this test then drains.
     first = fabric_path(WE)
     name = next(host for host, address, *_rest in WE.nvas if address == first)
     other = next(address for _host, address, *_rest in WE.nvas if address != first)
-    # pylint: disable-next=consider-using-with  # finished below
-    client = subprocess.Popen(["ip", "netns", "exec", plan.CLIENT_NS, sys.executable, "-c", HALF_REQUEST, plan.CLIENT_IP, str(sport),
-                               plan.ANYCAST_IP, str(plan.BACKEND_PORT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    clients = [subprocess.Popen(["ip", "netns", "exec", plan.CLIENT_NS, sys.executable, "-c", HALF_REQUEST, plan.ANYCAST_IP, str(plan.BACKEND_PORT)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _index in range(12)]
     try:
-        assert client.stdout.readline().strip() == "connected"
+        assert [client.stdout.readline().strip() for client in clients] == ["connected"] * len(clients)
         run = playbook("drain.yml", WE, {"anycast_drain_target": name})
         assert run.rc == 0, run.output[-3000:]
-        wait_for(lambda: fabric_path(WE) == other, 30, f"draining {name} did not move the flow to {other}")
-        answer, _err = client.communicate("go\n", timeout=30)
+        wait_for(lambda: fabric_path(WE) == other, 30, f"draining {name} did not move the flows to {other}")
+        answers = [client.communicate("go\n", timeout=30)[0].strip() for client in clients]
     finally:
-        client.kill()
+        for client in clients:
+            client.kill()
         assert playbook("undrain.yml", WE, {"anycast_drain_target": name}).rc == 0
-    assert answer.strip() == ANSWER["we"], f"the connection opened through {first} broke when its path moved to {other}: {answer!r}"
+    # A connection that reached northeurope never moved; an empty answer is a connection that broke (reset).
+    assert set(answers) <= set(ANSWER.values()), f"connections opened through {first} broke when their path moved to {other}: {answers}"
+    assert ANSWER["we"] in answers, f"no connection reached westeurope, nothing was tested: {answers}"
     wait_for(lambda: len(fabric_next_hops(WE)) == 2, 60, "undrain did not bring the NVA back")
