@@ -166,9 +166,14 @@ def test_lifecycle(setup):  # pylint: disable=redefined-outer-name,too-many-stat
     assert 'anycast_healthcheck_transitions_total{prefix="%s"} 3' % PREFIX in metrics
     assert re.search(r'anycast_healthcheck_check_duration_seconds\{prefix="%s",check="tcp://127.0.0.1:\d+"\} [0-9.e-]+' % re.escape(PREFIX), metrics)
 
-    # The node_exporter textfile is rewritten on every change.
-    textfile = (ctx['tmp'] / 'anycast_healthcheck.prom').read_text()
-    assert 'anycast_healthcheck_prefix_state{prefix="%s",state="announced"} 1' % PREFIX in textfile
+    # The node_exporter textfile is rewritten on every change, right after BIRD has been
+    # reconfigured (the state file is written before that, so allow the reconfigure to finish).
+    wanted = 'anycast_healthcheck_prefix_state{prefix="%s",state="announced"} 1' % PREFIX
+    textfile_path = ctx['tmp'] / 'anycast_healthcheck.prom'
+    deadline = time.monotonic() + 2.0
+    while wanted not in textfile_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert wanted in textfile_path.read_text()
 
     # Drain: prepended at once, withdrawn after drain_withdraw_after, restored by undrain.
     result = cli(ctx, 'drain', '10.250.0.10')
