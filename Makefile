@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
-.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e test demo lab-up lab-down clean
+.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e-fabric e2e test demo lab-up lab-down clean
 
 deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
@@ -53,10 +53,13 @@ molecule: venv collection-link image  ## every scenario runs; the failed ones ar
 	  $(BIN)/molecule test -s $$s || failed="$$failed $$s"; done; \
 	  [ -z "$$failed" ] || { echo "molecule scenarios failed:$$failed"; exit 1; }
 
-e2e: venv collection-link image
+e2e-fabric: venv collection-link image  ## the lab's Azure behaviour without a deployment (about a minute)
+	$(BIN)/pytest -q tests/e2e/test_fabric.py tests/e2e/test_inventories.py
+
+e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 30 minutes)
 	$(BIN)/pytest -q tests/e2e
 
-test: deps venv collection-link sanity lint unit integration molecule release-check
+test: deps venv collection-link sanity lint unit integration e2e-fabric molecule release-check
 
 demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo
