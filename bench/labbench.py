@@ -1,0 +1,92 @@
+"""What every lab benchmark shares: exclusive use of the lab, a deployed lab, and one results file per benchmark.
+
+A benchmark module runs as `python bench/<name>.py` (PYTHONPATH=lab, the venv on PATH: `make bench` sets both)
+and calls `save(name, figures)`; bench/report.py turns every results file into the table and the plot.
+"""
+import contextlib
+import fcntl
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.join(ROOT, "lab") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "lab"))
+
+# pylint: disable=wrong-import-position
+from anycast_lab.lab import Lab  # noqa: E402
+from anycast_lab.net import plan  # noqa: E402
+
+RESULTS = os.environ.get("ANYCAST_BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
+LOCK = os.path.join(os.environ.get("TMPDIR", "/tmp"), "anycast-nva-lab.lock")
+
+
+@contextlib.contextmanager
+def exclusive_lab():
+    """Hold the lab lock: two benchmarks (or a benchmark and the e2e tests) never drive the lab at once."""
+    with open(LOCK, "w", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def save(name, figures):
+    """Write one benchmark's figures to bench/results/<name>.json (with when and where it ran)."""
+    os.makedirs(RESULTS, exist_ok=True)
+    figures = dict(figures, benchmark=name, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                   load_average=os.getloadavg()[0], cpus=os.cpu_count())
+    path = os.path.join(RESULTS, f"{name}.json")
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(figures, handle, indent=2, sort_keys=True)
+    print(f"figures written to {os.path.relpath(path, ROOT)}", flush=True)
+    return path
+
+
+def median_worst(values):
+    """(median, worst) of a list of numbers; (None, None) when empty."""
+    return (statistics.median(values), max(values)) if values else (None, None)
+
+
+def regions():
+    return plan.REGIONS
+
+
+def lab():
+    return Lab()
+
+
+def site(region, extra_vars=None, playbook="site.yml"):
+    """Run one of the collection's playbooks for one lab region; (return code, seconds, output)."""
+    argv = ["ansible-playbook", "-i", os.path.join(ROOT, "inventories", "lab", region.name), os.path.join(ROOT, "playbooks", playbook)]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+    return proc.returncode, time.monotonic() - started, proc.stdout + proc.stderr
+
+
+def anycast_learned_from_both_regions():
+    out = subprocess.run(["ip", "-n", plan.ONPREM_NS, "route", "show", f"{plan.ANYCAST_IP}/32"], capture_output=True, text=True, check=False).stdout
+    return out.count("nexthop via") == 2
+
+
+def ensure_deployed(handle=None):
+    """Bring the lab up and run site.yml for both regions unless both already announce the anycast IP on-premises."""
+    handle = handle or lab()
+    handle.up()
+    if anycast_learned_from_both_regions():
+        return handle
+    for region in plan.REGIONS:
+        code, seconds, output = site(region)
+        if code:
+            sys.exit(f"site.yml failed for {region.name} after {seconds:.0f} s:\n{output[-3000:]}")
+        print(f"site.yml {region.name}: deployed in {seconds:.0f} s", flush=True)
+    deadline = time.monotonic() + 60
+    while not anycast_learned_from_both_regions():
+        if time.monotonic() > deadline:
+            sys.exit("on-premises did not learn the anycast IP from both regions within 60 s")
+        time.sleep(0.5)
+    return handle
