@@ -32,10 +32,15 @@ def exclusive_lab():
         yield
 
 
-def save(name, figures):
-    """Write one benchmark's figures to bench/results/<name>.json (with when and where it ran)."""
+def row(metric, ours, target=None, met=None, anchor=None, anchor_name=None, unit=""):  # pylint: disable=too-many-arguments
+    """One line of the summary table: our figure, the anchor's figure beside it (if any), the target and whether it is met."""
+    return {"metric": metric, "ours": ours, "anchor": anchor, "anchor_name": anchor_name, "target": target, "met": met, "unit": unit}
+
+
+def save(name, rows, **figures):
+    """Write one benchmark's table rows and raw figures to bench/results/<name>.json (with when and where it ran)."""
     os.makedirs(RESULTS, exist_ok=True)
-    figures = dict(figures, benchmark=name, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    figures = dict(figures, rows=rows, benchmark=name, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                    load_average=os.getloadavg()[0], cpus=os.cpu_count())
     path = os.path.join(RESULTS, f"{name}.json")
     with open(path, "w", encoding="utf-8") as handle:
