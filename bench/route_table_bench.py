@@ -5,6 +5,8 @@ the ARM writes and the wall time of each run. Targets: first run <= 4 writes (on
 table with every route embedded, one PUT per subnet), rerun 0 writes.
 
     make collection-link && PYTHONPATH=lab python bench/route_table_bench.py
+
+bench/control_plane_bench.py --part routes runs the same job (table_args) beside azure.azcollection and saves the figures.
 """
 import os
 import sys

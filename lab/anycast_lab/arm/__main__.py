@@ -1,4 +1,4 @@
-"""python -m anycast_lab.arm serve|seed  (PYTHONPATH=lab)."""
+"""python -m anycast_lab.arm serve|seed|proxy  (PYTHONPATH=lab)."""
 import argparse
 import json
 import os
@@ -8,6 +8,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from .proxy import DEFAULT_HOSTS, ConnectProxy
 from .server import Emulator
 from .service import Service, Settings
 from .store import Store
@@ -22,7 +23,7 @@ def _serve(args):
     store = Store(args.state)
     settings = Settings(op_seconds=args.op_seconds, routing_delay=args.routing_delay, retry_after=args.retry_after,
                         on_change_cmd=args.on_change_cmd, routes_cmd=args.routes_cmd, peer_state_cmd=args.peer_state_cmd)
-    cert, key = make_certificates(args.tls_dir)
+    cert, key = make_certificates(args.tls_dir, args.server_name)
     service = Service(store, settings)
     server = Emulator(service, args.port, cert, key, args.log)
     store.save()
@@ -41,6 +42,14 @@ def _serve(args):
         for path in (ready, ready + ".tmp"):
             if os.path.exists(path):
                 os.unlink(path)
+    return 0
+
+
+def _proxy(args):
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    server = ConnectProxy(args.emulator, hosts=args.host or DEFAULT_HOSTS, port=args.port)
+    print(f"ready http://127.0.0.1:{server.port}", flush=True)
+    server.serve_forever(poll_interval=0.2)
     return 0
 
 
@@ -74,6 +83,13 @@ def main(argv=None):
     serve.add_argument("--on-change-cmd", help="shell command run after each completed write (env ARM_STATE, ARM_CHANGED, ARM_METHOD)")
     serve.add_argument("--routes-cmd", help="shell command giving learned/advertised routes: args hub connection peer-ip learned|advertised")
     serve.add_argument("--peer-state-cmd", help="shell command printing a bgpConnection's connectionState: args hub connection peer-ip")
+    serve.add_argument("--server-name", action="append", default=[],
+                       help="one more DNS name for the server certificate (repeatable), e.g. management.azure.com for clients that "
+                            "reach the emulator through `python -m anycast_lab.arm proxy`")
+    proxy = commands.add_parser("proxy", help="HTTPS (CONNECT) proxy that sends Azure's public hostnames to a running emulator")
+    proxy.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one; the ready line tells which)")
+    proxy.add_argument("--emulator", required=True, help="the emulator's https://127.0.0.1:PORT")
+    proxy.add_argument("--host", action="append", default=[], help="hostname sent to the emulator (repeatable; default: ARM and Entra ID's)")
     seed = commands.add_parser("seed", help="load a topology JSON file into a running emulator")
     seed.add_argument("--endpoint", required=True, help="https://127.0.0.1:PORT")
     seed.add_argument("--ca-bundle", help="the emulator's ca.pem (default: REQUESTS_CA_BUNDLE / system store)")
@@ -81,6 +97,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "seed" and not args.ca_bundle:
         args.ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE")
+    if args.command == "proxy":
+        return _proxy(args)
     return _serve(args) if args.command == "serve" else _seed(args)
 
 

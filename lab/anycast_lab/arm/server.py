@@ -11,7 +11,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import identity, seed
+from . import identity, metadata, seed
 from . import resources as res
 from .errors import ArmError, bad_request
 from .service import Response
@@ -33,6 +33,16 @@ def classify(method, path):
     if method == "POST" and re.search(r"/(learned|advertised)routes$", path.lower()):
         return "routes"
     return "write"
+
+
+def request_kind(path):
+    """'arm' (under /subscriptions/), 'metadata' (the cloud metadata endpoint) or 'identity' (Entra ID) for the request log."""
+    lower = path.lower()
+    if lower.startswith("/subscriptions/"):
+        return "arm"
+    if lower == "/metadata/endpoints":
+        return "metadata"
+    return "identity"
 
 
 def validate_fault(fault, index):
@@ -121,7 +131,7 @@ class Emulator(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Dispatch: /_emulator/* admin, /subscriptions/* ARM, anything else Entra ID."""
+    """Dispatch: /_emulator/* admin, /subscriptions/* ARM, /metadata/endpoints, anything else Entra ID."""
 
     protocol_version = "HTTP/1.1"
     # Headers and body leave in two writes; without TCP_NODELAY, Nagle + delayed ACK add ~40 ms per answer.
@@ -159,8 +169,8 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/_emulator/"):
             self._answer(self._guard(lambda: self._admin(method, path[len("/_emulator/"):], raw)))
             return
-        kind = "arm" if path.lower().startswith("/subscriptions/") else "identity"
-        category = classify(method, path) if kind == "arm" else "identity"
+        kind = request_kind(path)
+        category = classify(method, path) if kind == "arm" else kind
         fault = self.server.take_fault(method, path, category)
         response = self._guard(lambda: self._serve(kind, method, path, query, headers, raw, fault))
         # Logged before the answer leaves: a client that has its answer always finds its request in the log.
@@ -192,6 +202,10 @@ class Handler(BaseHTTPRequestHandler):
                                fault.get("message") or f"Fault injected by the emulator ({fault['status']}).", extra)
         if kind == "arm":
             return self.server.service.handle(method, path, query, headers, raw, fault if fault and fault.get("lro_final") else None)
+        if kind == "metadata":
+            if method != "GET":
+                raise ArmError(405, "MethodNotAllowed", f"{method} is not allowed on {path}.")
+            return Response(*metadata.endpoints(self.server.base, (query.get("api-version") or [None])[0]))
         return self._identity(method, path, query, headers, raw)
 
     def _identity(self, method, path, query, headers, raw):  # pylint: disable=too-many-arguments

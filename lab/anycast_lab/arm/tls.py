@@ -65,8 +65,11 @@ def _new_ca(tls_dir, start, end):
     return cert, key
 
 
-def make_certificates(tls_dir):
-    """Ensure DIR/ca.pem (+ca.key) and write a fresh server.pem/server.key for 127.0.0.1; return their paths."""
+def make_certificates(tls_dir, names=()):
+    """Ensure DIR/ca.pem (+ca.key) and write a fresh server.pem/server.key for 127.0.0.1; return their paths.
+
+    names: more DNS names the server certificate is valid for (Azure's public hostnames, for clients
+    that cannot be given another endpoint and reach the emulator through `anycast_lab.arm.proxy`)."""
     os.makedirs(tls_dir, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     start = now - datetime.timedelta(minutes=5)
@@ -76,7 +79,8 @@ def make_certificates(tls_dir):
             .subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                                                       + [x509.DNSName(name) for name in names]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
