@@ -5,6 +5,7 @@ taken down afterwards otherwise; ANYCAST_LAB_KEEP=1 keeps it). `network` is the 
 azure-mgmt-network client against the lab's ARM emulator, authenticated as the lab's service principal.
 `testvm` drives the spare VM of a region's NVA subnet: a BGP speaker and services the tests control.
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -48,8 +49,14 @@ def hold_for(predicate, seconds, what, interval=0.2):
         time.sleep(interval)
 
 
+LAB_LOCK = os.path.join(os.environ.get("TMPDIR", "/tmp"), "anycast-nva-lab.lock")  # shared with bench/labbench.py
+
+
 @pytest.fixture(scope="session")
 def lab():
+    # The lab is one per machine: wait for a benchmark that is driving it to finish.
+    lock = open(LAB_LOCK, "w", encoding="utf-8")  # pylint: disable=consider-using-with  # held for the session
+    fcntl.flock(lock, fcntl.LOCK_EX)
     handle = Lab()
     was_up = running_pid(handle.pid_file) is not None and os.path.exists(os.path.join(handle.base, "topology.json"))
     started = time.monotonic()
@@ -58,6 +65,7 @@ def lab():
     yield handle
     if not was_up and os.environ.get("ANYCAST_LAB_KEEP") != "1":
         handle.down()
+    lock.close()
 
 
 @pytest.fixture(scope="session")
