@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
-.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e-fabric e2e test demo lab-up lab-down clean
+.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e-fabric e2e test demo lab-up lab-down clean bench
 
 deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
@@ -72,6 +72,16 @@ lab-down: venv
 
 clean:
 	rm -rf .build tests/output
+
+# The benchmarks against the tools teams use today (issue 5): each script writes bench/results/<name>.json,
+# report.py prints them as one table (bench/results/summary.md) beside bench/results/failover_timeline.png.
+# Every benchmark runs even when an earlier one missed; the failed ones are named at the end. About an hour.
+BENCHMARKS := control_plane_bench.py failover_bench.py dataplane_bench.py scale_bench.py
+bench: deps venv collection-link image
+	$(PY) -m pip install -q -r bench/requirements-bench.txt
+	failed=""; for b in $(BENCHMARKS); do echo "== bench/$$b"; $(PY) bench/$$b || failed="$$failed $$b"; done; \
+	  $(PY) bench/report.py || failed="$$failed (targets missed)"; \
+	  [ -z "$$failed" ] || { echo "benchmarks failed:$$failed"; exit 1; }
 
 # Galaxy release checks (release/check.py): build, fresh-venv install, consumer playbook outside the
 # repository against the ARM emulator, antsibull-docs and changelog lint, `ansible-builder create`.
