@@ -45,6 +45,7 @@ AZ_DIR = os.path.join(ROOT, ".build", "bench-azcollection")
 AZ_VENV = os.path.join(AZ_DIR, "venv")
 AZ_REQUIREMENTS = os.path.join(ROOT, "bench", "requirements-azcollection.txt")
 SPOKE_PREFIXES = {name: "10.11.%d.0/24" % index for index, name in enumerate(SPOKE_SUBNETS, start=1)}
+LOGS = os.path.join(ROOT, ".build", "bench-control-plane")  # ansible-playbook output of each site.yml run
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -286,6 +287,18 @@ def recap(output):
     return sum(int(item[2]) for item in found), sum(int(item[3]) + int(item[4]) for item in found)
 
 
+def changed_tasks(output):
+    """["task name (host)", ...] for every result the default callback reported as changed (handlers too)."""
+    found, task = [], None
+    for line in output.splitlines():
+        header = re.match(r"^(?:TASK|RUNNING HANDLER) \[(.*)\]", line)
+        if header:
+            task = header.group(1)
+        elif line.startswith("changed: ["):
+            found.append("%s (%s)" % (task, line[len("changed: ["):].split("]", 1)[0]))
+    return found
+
+
 def lab_cli(command):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "lab"), os.environ.get("PYTHONPATH")])))
     started = time.monotonic()
@@ -311,12 +324,20 @@ def run_site():
                 changed, failed = recap(output)
                 entries = arm.arm_requests()
                 run = {"rc": code, "wall_s": round(seconds, 1), "changed": changed, "failed_hosts": failed,
-                       "writes": sum(1 for entry in entries if entry["category"] == "write"), "arm_requests": len(entries)}
+                       "writes": sum(1 for entry in entries if entry["category"] == "write"), "arm_requests": len(entries),
+                       "write_calls": ["%s %s" % (entry["method"], entry["path"]) for entry in entries if entry["category"] == "write"]}
+                if label == "rerun":
+                    run["changed_tasks"] = changed_tasks(output)
+                os.makedirs(LOGS, exist_ok=True)
+                with open(os.path.join(LOGS, "site-%s-%s.log" % (region.name, label)), "w", encoding="utf-8") as handle:
+                    handle.write(output)
                 figures["regions"].setdefault(region.name, {})[label] = run
                 log("site.yml %-12s %-5s rc=%d writes=%-3d ARM requests=%-4d changed=%-3d wall=%6.1f s"
                     % (region.name, label, code, run["writes"], run["arm_requests"], changed, seconds))
                 if code:
                     log(output[-3000:])
+                for task in run.get("changed_tasks", []):
+                    log("    changed on rerun: " + task)
         deadline = time.monotonic() + 60
         while not labbench.anycast_learned_from_both_regions() and time.monotonic() < deadline:
             time.sleep(0.5)
