@@ -8,8 +8,16 @@ Parts (each holds the lab lock, see labbench.exclusive_lab):
 - flap: 5% of our checker's probe SYNs dropped at random (nftables `numgen random mod 100 < 5` in the output
   path of one NVA of the other region, only for the checker's user) for 2,000 probes; withdraws seen at the peer.
 - sigkill: kill -9 the checker while the application is healthy; time until the withdraw at the peer.
+`all` runs the three in one lab hold (about 14 min; the flap part on the other region meanwhile).
 
-    PYTHONPATH=lab python bench/failover_bench.py [--part all|failover|flap|sigkill|restore] [--trials 10]
+Same for both checkers: the NVAs, BIRD and its export filter (only the variable it reads differs), the backend, the
+client, the moment of failure (a random phase against the probe schedule) and the measuring point. Different: our
+check is an HTTP GET with a body match, in-process; anycast-healthchecker forks `curl -fsS -m <timeout>` (plus its
+`ip address show` check of the loopback) per probe and `sudo birdc configure` per change; it has no fast re-probe
+after a first failure. Failed requests: the share of the requests sent in the 15 s after the stop (the e2e test's
+window), and the count over the whole outage.
+
+    PYTHONPATH=lab python bench/failover_bench.py [--part all|failover|flap|sigkill|restore|report] [--trials 10]
 
 Figures go to bench/results/failover.json (parts run separately are merged into it) and the timeline plot of one
 trial of ours and one of anycast-healthchecker to bench/results/failover_timeline.png (needs matplotlib:
@@ -486,7 +494,7 @@ def build_rows(raw):
         worst = max(done) if len(done) == len(times) else None
         anchor_kills = kills.get("ahc-defaults") or []
         if anchor_kills and all(t["withdraw_s"] is None for t in anchor_kills):
-            anchor_value = f"never within {SIGKILL_WATCH:.0f} s"
+            anchor_value = f"never within {SIGKILL_WATCH:.0f}"  # the unit (s) follows in the table
         else:
             anchor_value = max((t["withdraw_s"] for t in anchor_kills if t["withdraw_s"] is not None), default=None)
         rows.append(labbench.row(f"withdraw at the Route Server after SIGKILL of the checker, worst of {len(times)}", worst, TARGETS["sigkill"],
@@ -561,7 +569,9 @@ def main():
     # would the client: give this process a handler, which its children get back as the default.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "failover", "flap", "sigkill", "restore"], default="all")
+    parser.add_argument("--part", choices=["all", "failover", "flap", "sigkill", "restore", "report"], default="all",
+                        help="restore: put our checker and the role's bird.conf back after an interrupted run; "
+                             "report: rows and plot again from the figures already in the results file (no lab)")
     parser.add_argument("--trials", type=int, default=10, help="failover trials per configuration and SIGKILLs of ours (default %(default)s)")
     parser.add_argument("--configs", default="ours,ahc-defaults,ahc-equal", help="failover configurations to run (default %(default)s)")
     parser.add_argument("--region", default="westeurope", help="region whose application fails (default %(default)s)")
@@ -572,8 +582,11 @@ def main():
     flap_host = args.flap_host
     flap_region = next(item for item in plan.REGIONS if any(name == flap_host for name, *_rest in item.nvas))
     configs = [item.strip() for item in args.configs.split(",") if item.strip()]
-    ahc_anchor.site_packages()  # download before taking the lock
     raw = load_raw()
+    if args.part == "report":
+        finish(raw)
+        return 0
+    ahc_anchor.site_packages()  # download before taking the lock
     with labbench.exclusive_lab():
         started = time.monotonic()
         handle = labbench.ensure_deployed()
