@@ -7,21 +7,29 @@ machine, writes BIRD's state file (docs/dev/bird-announce-contract.md: one
 `define ANYCAST_<addr> = N;` per prefix, 0 withdrawn, 1 announced, 1+n prepended n times)
 and asks BIRD to reconfigure over its control socket (a filter change: sessions stay up).
 
-Python standard library only (it runs on the NVA) and one thread: every probe is a
-coroutine of one asyncio loop, so 50 prefixes cost 50 timers, not 50 threads.
+Python standard library only (it runs on the NVA) and one thread with one asyncio loop.
+Plain TCP and HTTP probes are small state machines on an epoll of their own (no task,
+future or timer per probe); rounds due at the same instant share one timer, and regular
+rounds stay on a grid so that 50 prefixes probe together. HTTPS and command checks run
+as coroutines of the same loop.
 """
 
+import _socket
 import argparse
+import errno
 import ipaddress
 import json
+import math
 import os
 import re
+import select
 import signal
 import socket
 import sys
 import tempfile
 import time
 import urllib.parse
+import weakref
 
 # asyncio imports ssl eagerly (about 4 MB of RSS). HTTPS checks do TLS themselves over a
 # MemoryBIO, so asyncio's copy is not needed: hide ssl while asyncio loads, then let
@@ -565,20 +573,7 @@ async def probe_http(check):
     request = ('GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: anycast-healthcheck\r\n'
                'Connection: close\r\n\r\n' % (path, check.get('server_name', parts.netloc))).encode('ascii')
     need_body = 'body_match' in check or 'body_regex' in check
-    data = await _http_exchange(check, parts, request, need_body)
-    head, _sep, body = data.partition(b'\r\n\r\n')
-    fields = head.split(b'\r\n', 1)[0].split()
-    if len(fields) < 2 or not fields[0].startswith(b'HTTP/') or not fields[1].isdigit():
-        raise ValueError('not an HTTP response')
-    status = int(fields[1])
-    if status not in check['expect_status']:
-        raise ValueError('status %d, expected %s' % (status, check['expect_status']))
-    text = body.decode('utf-8', 'replace')
-    if 'body_match' in check and check['body_match'] not in text:
-        raise ValueError('body does not contain %r' % check['body_match'])
-    if 'body_regex' in check and not re.search(check['body_regex'], text):
-        raise ValueError('body does not match %r' % check['body_regex'])
-    return 'status %d' % status
+    return http_verdict(check, await _http_exchange(check, parts, request, need_body))
 
 
 async def probe_command(check):
@@ -600,8 +595,243 @@ async def probe_command(check):
 PROBES = {'tcp': probe_tcp, 'http': probe_http, 'command': probe_command}
 
 
+# ---------------------------------------------------------------------------
+# The probe engine: plain TCP and HTTP probes without tasks or futures
+# ---------------------------------------------------------------------------
+
+# At 50 prefixes x 2.5 probes/s the cost that matters is per probe: asyncio's sock_* calls
+# take a future, a handle and two epoll_ctl per wait. Here a probe is a small state machine
+# on a socket registered once, edge-triggered, in an epoll of our own that the asyncio loop
+# watches as a single reader; probes started together share epoll_wait calls and one timeout
+# timer. HTTPS and command checks keep the coroutines above.
+GATHER = 0.002  # seconds the engine lets readiness events pile up (adds at most that to a probe)
+_EP_OUT = getattr(select, 'EPOLLOUT', 4)
+_EP_IN = getattr(select, 'EPOLLIN', 1)
+_EP_ERR = getattr(select, 'EPOLLERR', 8) | getattr(select, 'EPOLLHUP', 16)
+_EP_FLAGS = _EP_IN | _EP_OUT | getattr(select, 'EPOLLET', 1 << 31)
+
+
+def fast_capable(check):
+    """True for the checks the engine runs (tcp, plain http); the others run as coroutines."""
+    return hasattr(select, 'epoll') and (check['type'] == 'tcp' or (check['type'] == 'http' and check['url'].startswith('http:')))
+
+
+_PLANS = {}
+
+
+def _http_plan(check):
+    """(address, request bytes, need_body) of a plain HTTP check, computed once per URL."""
+    key = (check['url'], 'body_match' in check or 'body_regex' in check)
+    plan = _PLANS.get(key)
+    if plan is None:
+        parts = urllib.parse.urlsplit(check['url'])
+        path = (parts.path or '/') + ('?' + parts.query if parts.query else '')
+        request = ('GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: anycast-healthcheck\r\n'
+                   'Connection: close\r\n\r\n' % (path, parts.netloc)).encode('ascii')
+        plan = _PLANS[key] = ((parts.hostname, parts.port or 80), request, key[1])
+    return plan
+
+
+def http_verdict(check, data):
+    """Judge an HTTP response; return the detail of a pass, raise ValueError for a failure."""
+    head, _sep, body = data.partition(b'\r\n\r\n')
+    fields = head.split(b'\r\n', 1)[0].split()
+    if len(fields) < 2 or not fields[0].startswith(b'HTTP/') or not fields[1].isdigit():
+        raise ValueError('not an HTTP response')
+    status = int(fields[1])
+    if status not in check['expect_status']:
+        raise ValueError('status %d, expected %s' % (status, check['expect_status']))
+    if 'body_match' in check or 'body_regex' in check:
+        text = body.decode('utf-8', 'replace')
+        if 'body_match' in check and check['body_match'] not in text:
+            raise ValueError('body does not contain %r' % check['body_match'])
+        if 'body_regex' in check and not re.search(check['body_regex'], text):
+            raise ValueError('body does not match %r' % check['body_regex'])
+    return 'status %d' % status
+
+
+class _Probe:
+    """One probe in flight: connect, (send the request, read the answer), judge, report once."""
+
+    __slots__ = ('engine', 'check', 'sock', 'fd', 'started', 'done', 'request', 'data', 'need_body', 'connected')
+
+    def __init__(self, engine, check, done):
+        self.engine, self.check, self.done = engine, check, done
+        self.sock = self.fd = self.request = None
+        self.data = b''
+        self.need_body = self.connected = False
+        self.started = engine.loop.time()
+
+    def begin(self):
+        check = self.check
+        if check['type'] == 'tcp':
+            address = (check['host'], check['port'])
+        else:
+            address, self.request, self.need_body = _http_plan(check)
+        try:
+            # The C socket type: socket.socket's Python layer (__init__, close) was a tenth of the daemon's CPU.
+            sock = self.sock = _socket.socket(socket.AF_INET6 if ':' in address[0] else socket.AF_INET,
+                                              socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            self.fd = sock.fileno()
+            err = sock.connect_ex(address)
+            if err not in (0, errno.EINPROGRESS):
+                raise OSError(err, 'Connect call failed %s' % (address,))
+            self.engine.epoll.register(self.fd, _EP_FLAGS)
+        except OSError as exc:
+            self.finish(False, str(exc) or type(exc).__name__)
+            return
+        self.engine.live[self.fd] = self
+
+    def event(self, mask):
+        try:
+            if not self.connected:
+                if mask & _EP_ERR:  # only then ask why (one syscall less per probe)
+                    err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    if err:
+                        raise OSError(err, os.strerror(err))
+                if not mask & _EP_OUT:
+                    return
+                self.connected = True
+                if self.request is None:
+                    self.finish(True, 'connected')
+                    return
+            if self.request:
+                sent = self.sock.send(self.request)
+                self.request = self.request[sent:]
+                if self.request:
+                    return  # the rest when the socket is writable again (next edge)
+                if not mask & _EP_IN:
+                    return
+            if self.request is not None:
+                self.read()
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self.finish(False, str(exc) or type(exc).__name__)
+
+    def read(self):
+        # Edge-triggered: read until the socket is empty, the answer is enough, or EOF.
+        while True:
+            chunk = self.sock.recv(MAX_BODY)
+            self.data += chunk
+            if not chunk or len(self.data) >= MAX_BODY or (not self.need_body and b'\r\n' in self.data):
+                try:
+                    detail = http_verdict(self.check, self.data)
+                except (ValueError, UnicodeError) as exc:
+                    self.finish(False, str(exc) or type(exc).__name__)
+                    return
+                self.finish(True, detail)
+                return
+
+    def finish(self, ok, detail):
+        if self.sock is not None:
+            self.engine.live.pop(self.fd, None)
+            self.sock.close()  # also leaves the epoll set
+            self.sock = None
+        done, self.done = self.done, None
+        if done is not None:
+            done({'name': self.check['name'], 'ok': ok, 'detail': detail,
+                  'seconds': round(self.engine.loop.time() - self.started, 6)})
+
+    def cancel(self):
+        """Drop the probe without a result (its round was stopped)."""
+        self.done = None
+        self.finish(False, 'cancelled')
+
+
+class ProbeEngine:
+    """Runs fast probes of one event loop; probes started in one tick share one timeout timer."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.epoll = select.epoll()
+        self.live = {}
+        self.batches = {}  # deadline -> [probes]
+        self.resting = None  # the timer handle while the engine gathers events
+        loop.add_reader(self.epoll.fileno(), self._ready)
+
+    def start(self, check, timeout, done):
+        """Start one probe; `done(result)` is called exactly once unless the probe is cancelled."""
+        probe = _Probe(self, check, done)
+        probe.begin()
+        if probe.sock is not None:
+            # Quantized (5 ms, never early) so that probes started together share one timer.
+            deadline = math.ceil((probe.started + timeout) * 200) / 200
+            batch = self.batches.get(deadline)
+            if batch is None:
+                batch = self.batches[deadline] = []
+                self.loop.call_at(deadline, self._expire, deadline, timeout)
+            batch.append(probe)
+        return probe
+
+    def _ready(self):
+        self._dispatch()
+        if self.live:
+            # More answers are on their way: look again in GATHER seconds rather than wake
+            # up for each one (a few wakeups per round of 50 probes instead of one per answer).
+            self.loop.remove_reader(self.epoll.fileno())
+            self.resting = self.loop.call_later(GATHER, self._wake)
+
+    def _wake(self):
+        if self._dispatch() and self.live:
+            self.resting = self.loop.call_later(GATHER, self._wake)
+        else:
+            # Quiet (or nothing left): sleep on readiness again, so a hung target costs nothing.
+            self.resting = None
+            self.loop.add_reader(self.epoll.fileno(), self._ready)
+
+    def _dispatch(self):
+        events = self.epoll.poll(0, 256)
+        live = self.live
+        for fd, mask in events:
+            probe = live.get(fd)
+            if probe is not None:
+                probe.event(mask)
+        return events
+
+    def _expire(self, deadline, timeout):
+        for probe in self.batches.pop(deadline, ()):
+            if probe.sock is not None:
+                probe.finish(False, 'timeout after %ss' % timeout)
+
+    def close(self):
+        """Stop watching (tests and loop shutdown)."""
+        for probe in list(self.live.values()):
+            probe.cancel()
+        if self.resting:
+            self.resting.cancel()
+        else:
+            self.loop.remove_reader(self.epoll.fileno())
+        self.epoll.close()
+
+
+_ENGINES = weakref.WeakKeyDictionary()
+
+
+def probe_engine():
+    """The engine of the running loop (one per loop)."""
+    loop = asyncio.get_running_loop()
+    engine = _ENGINES.get(loop)
+    if engine is None:
+        engine = _ENGINES[loop] = ProbeEngine(loop)
+    return engine
+
+
 async def run_check(check, timeout):
-    """Run one check with its timeout in the current task; return a result dict (never raises)."""
+    """Run one check with its timeout; return a result dict (never raises)."""
+    if not fast_capable(check):
+        return await run_check_task(check, timeout)
+    future = asyncio.get_running_loop().create_future()
+    probe = probe_engine().start(check, timeout, future.set_result)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        probe.cancel()
+        raise
+
+
+async def run_check_task(check, timeout):
+    """Run one check as a coroutine with its timeout in the current task; return a result dict (never raises)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     expired = []
@@ -718,8 +948,51 @@ class Metrics:
 # The daemon
 # ---------------------------------------------------------------------------
 
+class Ticker:
+    """Shared round timers: runners due at the same instant wake on one loop timer.
+
+    Runners on their regular interval are kept on a grid (multiples of the interval on
+    the loop clock), so groups with the same interval probe together and their probes
+    share epoll_wait calls and timeout timers instead of waking the loop one by one.
+    """
+
+    def __init__(self, loop=None):
+        self.due = {}  # when -> {runner: None}
+        self.loop = loop
+
+    def add(self, runner, when):
+        """Wake `runner.launch(when)` at loop time `when`."""
+        bucket = self.due.get(when)
+        if bucket is None:
+            bucket = self.due[when] = {}
+            # get_running_loop() costs a getpid() syscall: look the loop up once.
+            self.loop = self.loop or asyncio.get_running_loop()
+            self.loop.call_at(when, self._fire, when)
+        bucket[runner] = None
+
+    def remove(self, runner, when):
+        """Forget a pending wake-up (its timer, if left empty, fires and does nothing)."""
+        bucket = self.due.get(when)
+        if bucket is not None:
+            bucket.pop(runner, None)
+
+    def _fire(self, when):
+        for runner in list(self.due.pop(when, ())):
+            runner.launch(when)
+
+
+def next_round(last, delay, interval):
+    """Loop time of the next round: `last + delay`; on the regular interval, the nearest grid point."""
+    when = last + delay
+    if delay == interval:
+        when = round(when / interval) * interval
+        if when <= last:
+            when += interval
+    return when
+
+
 class Runner:
-    """Probes one health group (prefixes with identical checks and timing) on timers, no thread."""
+    """Probes one health group (prefixes with identical checks and timing) on shared timers, no thread."""
 
     def __init__(self, daemon, spec, health):
         self.daemon = daemon
@@ -727,51 +1000,107 @@ class Runner:
         self.health = health
         self.prefixes = []
         self.last_start = None
-        self.handle = None
-        self.tasks = set()
+        self.when = None
+        self.rounds = set()
         self.last_results = []
+        self.stopped = False
+        self.fast = [fast_capable(c) for c in spec['checks']]
 
     def start(self):
         """Probe now, then on schedule."""
-        self._schedule(0)
+        self.stopped = False
+        self.daemon.ticker.loop = self.daemon.ticker.loop or asyncio.get_running_loop()
+        self._schedule(self.daemon.ticker.loop.time())
 
     def stop(self):
-        """Cancel the timer and any round in flight."""
-        if self.handle:
-            self.handle.cancel()
-        for task in list(self.tasks):
-            task.cancel()
+        """Cancel the next round and any round in flight."""
+        self.stopped = True
+        if self.when is not None:
+            self.daemon.ticker.remove(self, self.when)
+            self.when = None
+        for rnd in list(self.rounds):
+            rnd.cancel()
 
-    def _schedule(self, delay=None):
-        if self.handle:
-            self.handle.cancel()
-        loop = asyncio.get_running_loop()
-        when = loop.time() + delay if delay is not None else self.last_start + self.health.next_delay()
-        self.handle = loop.call_at(when, self._launch)
+    def _schedule(self, when=None):
+        if self.when is not None:
+            self.daemon.ticker.remove(self, self.when)
+        if when is None:
+            delay, interval = self.health.next_delay(), self.spec['interval']
+            when = next_round(self.last_start, delay, interval)
+            now = self.daemon.ticker.loop.time()
+            if when < now:  # the loop was stalled: go on from now, no burst of catch-up rounds
+                when = next_round(now, delay, interval)
+        self.when = when
+        self.daemon.ticker.add(self, when)
 
-    def _launch(self):
-        # Rounds may overlap (a hung target times out while the fast confirmations go on),
-        # so a hung target is withdrawn about as fast as a refusing one.
-        self.last_start = asyncio.get_running_loop().time()
-        task = asyncio.ensure_future(self._round())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def launch(self, now):
+        """Start a round. Rounds may overlap (a hung target times out while the fast
+        confirmations go on), so a hung target is withdrawn about as fast as a refusing one."""
+        self.when = None
+        if self.stopped:
+            return
+        self.last_start = now
+        rnd = Round(self)
+        self.rounds.add(rnd)
         self._schedule()
+        rnd.start()
 
-    async def _round(self):
-        checks, timeout = self.spec['checks'], self.spec['timeout']
-        if len(checks) == 1:
-            results = [await run_check(checks[0], timeout)]
-        else:
-            results = list(await asyncio.gather(*(run_check(c, timeout) for c in checks)))
+    def finish(self, rnd, results):
+        """A round's checks have all answered: feed the state machine."""
+        self.rounds.discard(rnd)
+        if self.stopped:
+            return
         self.last_results = results
         delay_before = self.health.next_delay()
         flip = self.health.record(all(r['ok'] for r in results))
+        daemon = self.daemon
         for prefix in self.prefixes:
-            self.daemon.metrics.observe(prefix, results)
-            self.daemon.evaluate(prefix, flip or 'probe', results)
+            daemon.metrics.observe(prefix, results)
+            if flip:
+                daemon.evaluate(prefix, flip, results)
         if self.health.next_delay() != delay_before:
             self._schedule()  # switch to (or back from) the fast interval at once
+
+
+class Round:
+    """One probe round of a runner: every check of the group, in parallel; done when all answered."""
+
+    __slots__ = ('runner', 'results', 'pending', 'probes', 'tasks')
+
+    def __init__(self, runner):
+        self.runner = runner
+        self.results = [None] * len(runner.spec['checks'])
+        self.pending = len(self.results)
+        self.probes, self.tasks = [], []
+
+    def start(self):
+        """Start every check (a probe may answer at once, e.g. no route to the host)."""
+        runner = self.runner
+        checks, timeout = runner.spec['checks'], runner.spec['timeout']
+        for i, check in enumerate(checks):
+            done = self._done_at(i)
+            if runner.fast[i]:
+                self.probes.append(runner.daemon.engine.start(check, timeout, done))
+            else:
+                task = asyncio.ensure_future(run_check_task(check, timeout))
+                task.add_done_callback(lambda t, done=done: t.cancelled() or done(t.result()))
+                self.tasks.append(task)
+
+    def _done_at(self, index):
+        def done(result):
+            self.results[index] = result
+            self.pending -= 1
+            if self.pending == 0:
+                self.runner.finish(self, self.results)
+        return done
+
+    def cancel(self):
+        """Stop the round's probes; it reports nothing."""
+        self.pending = -1
+        for probe in self.probes:
+            probe.cancel()
+        for task in self.tasks:
+            task.cancel()
 
 
 class Daemon:
@@ -791,6 +1120,8 @@ class Daemon:
         self.apply_failed = False
         self.servers = {}
         self.drain_timers = {}
+        self.ticker = Ticker()
+        self.engine = None
 
     # -- decisions -------------------------------------------------------
 
@@ -1037,6 +1368,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self.apply_lock = asyncio.Lock()
+        self.engine = probe_engine()
         self.install(self.config)
         self.load_drains()
         # Fail closed: whatever the file said before, nothing is announced until `rise`.
