@@ -117,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=0, help="stop after this many requests; 0 = no limit")
     parser.add_argument("--timeout", type=float, default=0.5, help="seconds per request (default %(default)s)")
     args = parser.parse_args(argv)
+    # stop() sends SIGINT; a parent started in the background (nohup, `cmd &`) leaves it ignored otherwise.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run(args.url, args.rate, args.duration, args.timeout, args.count)
 
 
