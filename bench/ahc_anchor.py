@@ -101,7 +101,6 @@ def service_conf(region, settings):
     return "\n".join(lines) + "\n"
 
 
-
 class Nva:
     """SSH to one lab NVA (as root, with the lab's key)."""
 
@@ -140,7 +139,7 @@ class Nva:
         values = {}
         for line in out.splitlines():
             if line and not line.startswith("#"):
-                key, _, value = line.rpartition(" ")
+                key, _sep, value = line.rpartition(" ")
                 values[key] = float(value)
         return values
 

@@ -318,7 +318,8 @@ def failover_run(topo, args, sync):
         started = time.monotonic()
         time.sleep(args.idle)
         if args.failover == "drain":
-            restore = lambda: playbook("undrain.yml", WE, {"anycast_drain_target": name})  # noqa: E731
+            def restore():
+                playbook("undrain.yml", WE, {"anycast_drain_target": name})
             playbook("drain.yml", WE, {"anycast_drain_target": name})
             wait_for(lambda: fabric_path(WE) == other_ip, 30, f"draining {name} did not move the flows to {other_ip}")
         else:

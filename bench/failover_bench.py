@@ -419,7 +419,7 @@ def part_flap(topo, region, host, probes, raw):
         limit = time.monotonic() + probes * 0.4 * 1.5 + 120
         try:
             while True:
-                now, _ = probe_counts(nva.metrics())
+                now, _failed = probe_counts(nva.metrics())
                 done = sum(now.values()) - sum(before.values())
                 if done >= probes or time.monotonic() > limit:
                     break
@@ -474,7 +474,9 @@ def build_rows(raw):
         for label, name in anchors:
             rows.append(labbench.row(metric, value, target, met, anchor=figs.get(label, {}).get(key), anchor_name=name, unit=unit))
 
-    le = lambda value, target: value <= target  # noqa: E731
+    def le(value, target):
+        return value <= target
+
     add("withdraw at the Route Server after the application stops, median (region: last NVA)", "region_median_s", TARGETS["median"], "s", le)
     add("withdraw at the Route Server after the application stops, worst (region: last NVA)", "region_worst_s", TARGETS["worst"], "s", le)
     add("withdraw at the Route Server per NVA, median", "nva_median_s", None, "s", le)

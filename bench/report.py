@@ -39,7 +39,8 @@ def table(results):
     """Markdown lines: one section per benchmark, one row per figure."""
     lines = []
     for result in results:
-        lines += ["", f"### {result['benchmark']} ({result.get('finished', '?')}, load {result.get('load_average', 0):.1f} on {result.get('cpus', '?')} CPUs)", "",
+        where = f"{result.get('finished', '?')}, load {result.get('load_average', 0):.1f} on {result.get('cpus', '?')} CPUs"
+        lines += ["", f"### {result['benchmark']} ({where})", "",
                   "| figure | ours | anchor | target | met |", "|---|---|---|---|---|"]
         for item in result.get("rows", []):
             anchor = cell(item.get("anchor"), item.get("unit", ""))

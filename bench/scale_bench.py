@@ -378,7 +378,8 @@ def report(figures, label):
     f2w = labbench.median_worst([r["failure_to_withdraw_s"] for r in reps])
     d2u = labbench.median_worst([r["decision_to_update_s"] for r in reps])
     rows = [
-        labbench.row(f"checker CPU, {N} prefixes x 1 check{label}", cpu["cpu_percent"], f"< {TARGETS['cpu_percent']}", cpu["cpu_percent"] < TARGETS["cpu_percent"], unit="% of a core"),
+        labbench.row(f"checker CPU, {N} prefixes x 1 check{label}", cpu["cpu_percent"], f"< {TARGETS['cpu_percent']}",
+                     cpu["cpu_percent"] < TARGETS["cpu_percent"], unit="% of a core"),
         labbench.row(f"checker VmRSS{label}", cpu["rss_mb"], f"< {TARGETS['rss_mb']}", cpu["rss_mb"] < TARGETS["rss_mb"], unit="MB"),
         labbench.row(f"checker VmHWM{label}", cpu["hwm_mb"], f"< {TARGETS['rss_mb']}", cpu["hwm_mb"] < TARGETS["rss_mb"], unit="MB"),
         labbench.row(f"failure -> withdraw at the peer, median (worst {f2w[1]:.3f}){label}", round(f2w[0], 3), None, None, unit="s"),

@@ -69,7 +69,7 @@ def run_probes(hc, checks, timeout=1.0):
 def test_many_probes_in_one_tick_share_timers_and_all_answer(hc):
     ok = http_server(b'HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n')
     port = ok.getsockname()[1]
-    checks = [http(hc, port) for _ in range(40)] + [hc.validate_check({'type': 'tcp', 'host': '127.0.0.1', 'port': port}, 'check')]
+    checks = [http(hc, port) for _index in range(40)] + [hc.validate_check({'type': 'tcp', 'host': '127.0.0.1', 'port': port}, 'check')]
     results, shared_timers = run_probes(hc, checks)
     assert all(r['ok'] for r in results), results
     assert results[0]['detail'] == 'status 200' and results[-1]['detail'] == 'connected'
@@ -154,7 +154,7 @@ def test_ticker_wakes_runners_due_together_on_one_timer(hc):
     async def main():
         loop = asyncio.get_running_loop()
         ticker = hc.Ticker()
-        runners = [Runner() for _ in range(3)]
+        runners = [Runner() for _index in range(3)]
         when = loop.time() + 0.02
         before = len(loop._scheduled)  # pylint: disable=protected-access  # counting timers is the point
         for runner in runners:
