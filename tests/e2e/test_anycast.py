@@ -130,8 +130,14 @@ def playbook(name, region, extra_vars=None):
 
 def test_drain_a_region_then_one_nva_loses_no_request(deployed):  # pylint: disable=unused-argument
     withdraw_after = hostvar(WE, "we-nva1", "healthcheck_drain_withdraw_after")
-    for target, settled_when in ((None, lambda: not ecmp_onprem()), ("we-nva1", lambda: fabric_next_hops(WE) == {"10.10.2.5"})):
-        flow = Traffic(rate=25)
+    # The NVA drained is the one carrying the client's flows (the fabric hashes them onto one of the two).
+    carrying = fabric_path(WE)
+    nva = next(host for host, address, *_rest in WE.nvas if address == carrying)
+    other = next(address for _host, address, *_rest in WE.nvas if address != carrying)
+    for target, settled_when in ((None, lambda: not ecmp_onprem()), (nva, lambda: fabric_next_hops(WE) == {other})):
+        # A request answered within 1 s is not lost (a lost SYN costs the 1 s retransmission and still counts);
+        # 0.5 s also counted the moments when this 2-core machine was busy with the playbook.
+        flow = Traffic(rate=25, timeout=1.0)
         try:
             run = playbook("drain.yml", WE, {"anycast_drain_target": target} if target else None)
             assert run.rc == 0, run.output[-3000:]

@@ -79,11 +79,17 @@ class Traffic:
     def __init__(self, rate=25.0, address=plan.ANYCAST_IP, port=plan.BACKEND_PORT, timeout=0.5):
         # pylint: disable-next=consider-using-with  # stopped by stop()
         self.proc = subprocess.Popen(_argv(rate, address, port, timeout), stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=LAB_DIR))
+        # Read the records as they come: a full pipe (64 KiB, about 30 s at 25 requests/s) would block the client.
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
 
     def stop(self):
         """Stop sending (requests under way finish) and return every record, oldest first."""
         self.proc.send_signal(signal.SIGINT)
-        return _records(self.proc.communicate(timeout=30)[0])
+        self.proc.wait(timeout=30)
+        self.reader.join(timeout=10)
+        return _records("".join(self.lines))
 
 
 def settled(records, answer):
