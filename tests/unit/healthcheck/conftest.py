@@ -2,10 +2,29 @@
 
 import importlib.util
 import pathlib
+import time
 
 import pytest
 
 DAEMON = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'healthcheck' / 'files' / 'anycast_healthcheck.py'
+
+
+def serve_http(listener, answer=b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', delay=0.0, split=None):
+    """Answer every connection on `listener` with `answer` (after `delay`, optionally in two parts) until it is closed."""
+    while True:
+        try:
+            conn, _addr = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            time.sleep(delay)
+            if split:
+                conn.sendall(answer[:split])
+                time.sleep(0.05)
+                conn.sendall(answer[split:])
+            else:
+                conn.sendall(answer)
 
 
 @pytest.fixture(scope='session')

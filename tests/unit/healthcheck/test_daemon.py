@@ -16,6 +16,8 @@ import urllib.request
 
 import pytest
 
+from conftest import serve_http
+
 PREFIX = '10.250.0.10/32'
 OTHER = '10.250.0.11/32'
 
@@ -252,7 +254,7 @@ def test_a_hung_backend_is_withdrawn_about_as_fast_as_a_dead_one(tmp_path, daemo
     timing = {'interval': 0.2, 'fast_interval': 0.02, 'timeout': 0.15, 'rise': 2, 'fall': 5}
     ctx = start_daemon(tmp_path, daemon_path, [{'type': 'http', 'url': 'http://127.0.0.1:%d/' % backend.port, 'expect_status': [200, 400, 404, 501]}], **timing)
     try:
-        httpd = threading.Thread(target=serve_http_once_per_connection, args=(backend.sock,), daemon=True)
+        httpd = threading.Thread(target=serve_http, args=(backend.sock,), daemon=True)
         httpd.start()
         wait_value(ctx, 0, timeout=2)  # the daemon is up (it withdrew the stale state)
         wait_value(ctx, 1)
@@ -270,15 +272,3 @@ def test_a_hung_backend_is_withdrawn_about_as_fast_as_a_dead_one(tmp_path, daemo
     finally:
         stop_daemon(ctx)
         hung.close()
-
-
-def serve_http_once_per_connection(listener):
-    """Answer every connection with 200 OK (a healthy HTTP backend)."""
-    while True:
-        try:
-            conn, _addr = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(4096)
-            conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')

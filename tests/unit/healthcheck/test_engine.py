@@ -7,29 +7,15 @@ import time
 
 import pytest
 
+from conftest import serve_http
+
 
 def http_server(answer, delay=0.0, split=None):
     """A listener that answers every connection with `answer` (after `delay`, optionally in two parts)."""
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))
     listener.listen(128)
-
-    def serve():
-        while True:
-            try:
-                conn, _addr = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(4096)
-                time.sleep(delay)
-                if split:
-                    conn.sendall(answer[:split])
-                    time.sleep(0.05)
-                    conn.sendall(answer[split:])
-                else:
-                    conn.sendall(answer)
-    threading.Thread(target=serve, daemon=True).start()
+    threading.Thread(target=serve_http, args=(listener, answer, delay, split), daemon=True).start()
     return listener
 
 
