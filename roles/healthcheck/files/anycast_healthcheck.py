@@ -63,7 +63,7 @@ GLOBAL_DEFAULTS = {
 }
 CHECK_KEYS = {
     'tcp': {'type', 'name', 'host', 'port'},
-    'http': {'type', 'name', 'url', 'expect_status', 'body_match', 'body_regex', 'tls_verify', 'ca_file', 'server_name'},
+    'http': {'type', 'name', 'url', 'expect_status', 'body_match', 'body_regex', 'tls_verify', 'ca_file', 'server_name', 'keepalive'},
     'command': {'type', 'name', 'argv'},
 }
 ON_FAILURE = ('withdraw', 'prepend')
@@ -149,9 +149,9 @@ def _check_http(check, path):
             re.compile(_string(check, 'body_regex', path))
         except re.error as exc:
             _fail(path + '.body_regex', 'is not a valid regular expression: %s' % exc, check['body_regex'])
-    tls_verify = check.setdefault('tls_verify', True)
-    if not isinstance(tls_verify, bool):
-        _fail(path + '.tls_verify', 'must be true or false', tls_verify)
+    for key in ('tls_verify', 'keepalive'):
+        if not isinstance(check.setdefault(key, True), bool):
+            _fail('%s.%s' % (path, key), 'must be true or false', check[key])
     for key in ('ca_file', 'server_name'):
         if key in check:
             _string(check, key, path)
@@ -604,9 +604,14 @@ PROBES = {'tcp': probe_tcp, 'http': probe_http, 'command': probe_command}
 # on a socket registered once, edge-triggered, in an epoll of our own that the asyncio loop
 # watches as a single reader; probes started together share epoll_wait calls and one timeout
 # timer. HTTPS and command checks keep the coroutines above.
+#
+# HTTP checks keep their connection between rounds when the server allows it (HTTP/1.1, no
+# `Connection: close`, a framed body): connect and close per probe were half of what the
+# daemon cost. While idle the connection stays in the epoll, so a server that closes or
+# resets it (the application stopped) is seen at once and the check probes early.
 GATHER = 0.002  # seconds the engine lets readiness events pile up (adds at most that to a probe)
 _EP_OUT = getattr(select, 'EPOLLOUT', 4)
-_EP_IN = getattr(select, 'EPOLLIN', 1)
+_EP_IN = getattr(select, 'EPOLLIN', 1) | getattr(select, 'EPOLLRDHUP', 0x2000)
 _EP_ERR = getattr(select, 'EPOLLERR', 8) | getattr(select, 'EPOLLHUP', 16)
 _EP_FLAGS = _EP_IN | _EP_OUT | getattr(select, 'EPOLLET', 1 << 31)
 
@@ -616,18 +621,23 @@ def fast_capable(check):
     return hasattr(select, 'epoll') and (check['type'] == 'tcp' or (check['type'] == 'http' and check['url'].startswith('http:')))
 
 
+def keeps_connection(check):
+    """True for the checks that keep their connection between probes (plain HTTP unless keepalive: false)."""
+    return fast_capable(check) and check['type'] == 'http' and check['keepalive']
+
+
 _PLANS = {}
 
 
-def _http_plan(check):
+def _http_plan(check, keep):
     """(address, request bytes, need_body) of a plain HTTP check, computed once per URL."""
-    key = (check['url'], 'body_match' in check or 'body_regex' in check)
+    key = (check['url'], 'body_match' in check or 'body_regex' in check, keep)
     plan = _PLANS.get(key)
     if plan is None:
         parts = urllib.parse.urlsplit(check['url'])
         path = (parts.path or '/') + ('?' + parts.query if parts.query else '')
-        request = ('GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: anycast-healthcheck\r\n'
-                   'Connection: close\r\n\r\n' % (path, parts.netloc)).encode('ascii')
+        request = ('GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: anycast-healthcheck\r\n%s\r\n'
+                   % (path, parts.netloc, '' if keep else 'Connection: close\r\n')).encode('ascii')
         plan = _PLANS[key] = ((parts.hostname, parts.port or 80), request, key[1])
     return plan
 
@@ -650,24 +660,128 @@ def http_verdict(check, data):
     return 'status %d' % status
 
 
+def _dechunk(body):
+    """(decoded body, bytes after it) of a complete chunked body, None while incomplete."""
+    out, pos = b'', 0
+    while True:
+        eol = body.find(b'\r\n', pos)
+        if eol < 0:
+            return None
+        size = int(body[pos:eol].split(b';', 1)[0], 16)  # ValueError: not HTTP
+        if size == 0:  # the last chunk, then optional trailers and an empty line
+            end = eol + 2 if body.startswith(b'\r\n', eol + 2) else body.find(b'\r\n\r\n', eol + 2) + 2
+            return (out, body[end + 2:]) if end > eol and len(body) >= end + 2 else None
+        pos = eol + 2 + size + 2
+        if len(body) < pos:
+            return None
+        out += body[eol + 2:pos - 2]
+
+
+def http_answer(data, eof, need_body, keep):
+    """(answer to judge, connection reusable) once `data` holds enough of the answer, else None.
+
+    Enough is EOF or MAX_BODY bytes; the status line when neither the body nor the connection
+    is wanted; otherwise the whole answer by its framing (Content-Length or chunked; an answer
+    without either ends with the connection). A chunked body is returned decoded.
+    """
+    if eof or len(data) >= MAX_BODY:
+        return data, False
+    if not (need_body or keep):
+        return (data, False) if b'\r\n' in data else None
+    head, sep, body = data.partition(b'\r\n\r\n')
+    if not sep:
+        return None
+    lines = head.lower().split(b'\r\n')
+    fields = {name.strip(): value.strip() for name, _colon, value in (line.partition(b':') for line in lines[1:])}
+    reusable = keep and lines[0].startswith(b'http/1.1 ') and b'close' not in fields.get(b'connection', b'')
+    if b'chunked' in fields.get(b'transfer-encoding', b''):
+        decoded = _dechunk(body)
+        return None if decoded is None else (head + sep + decoded[0], reusable and not decoded[1])
+    length = b'0' if lines[0].split()[1:2] in ([b'204'], [b'304']) else fields.get(b'content-length', b'')
+    if not length.isdigit():
+        return None if need_body else (data, False)  # unframed: only EOF ends it
+    if len(body) < int(length):
+        return None
+    return data, reusable and len(body) == int(length)
+
+
+class KeptConnection:
+    """The idle connection of one HTTP check between its probes, watched in the engine's epoll.
+
+    Anything readable on an idle connection (EOF, a reset, unasked data) ends it, and
+    `on_close` is told: the application may have stopped.
+    """
+
+    __slots__ = ('engine', 'sock', 'fd', 'on_close')
+
+    def __init__(self, on_close=None):
+        self.on_close = on_close
+        self.engine = self.sock = self.fd = None
+
+    def take(self):
+        """The idle socket for a probe (or None); it stays registered in the epoll."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            self.engine.idle.pop(self.fd, None)
+        return sock
+
+    def put(self, engine, sock, fd):
+        """Keep a probe's socket; False when one is kept already (overlapping rounds)."""
+        if self.sock is not None:
+            return False
+        self.engine, self.sock, self.fd = engine, sock, fd
+        engine.idle[fd] = self
+        return True
+
+    def event(self, mask):
+        """Readiness of the idle socket: EOF, a reset or data end it; writable alone means nothing."""
+        if not mask & (_EP_IN | _EP_ERR):
+            return
+        try:
+            self.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return  # a late edge of the answer already read
+        except OSError:
+            pass
+        self.close()
+        if self.on_close is not None:
+            self.on_close()
+
+    def close(self):
+        """Close the idle connection, if any."""
+        sock = self.take()
+        if sock is not None:
+            sock.close()
+
+
 class _Probe:
-    """One probe in flight: connect, (send the request, read the answer), judge, report once."""
+    """One probe in flight: connect (or reuse a kept connection), send the request, read the answer, judge, report once."""
 
-    __slots__ = ('engine', 'check', 'sock', 'fd', 'started', 'done', 'request', 'data', 'need_body', 'connected')
+    __slots__ = ('engine', 'check', 'sock', 'fd', 'started', 'done', 'request', 'data', 'need_body', 'connected',
+                 'address', 'kept', 'reused')
 
-    def __init__(self, engine, check, done):
-        self.engine, self.check, self.done = engine, check, done
+    def __init__(self, engine, check, done, kept):
+        self.engine, self.check, self.done, self.kept = engine, check, done, kept
         self.sock = self.fd = self.request = None
         self.data = b''
-        self.need_body = self.connected = False
+        self.need_body = self.connected = self.reused = False
         self.started = engine.loop.time()
+        if check['type'] == 'tcp':
+            self.address = (check['host'], check['port'])
+        else:
+            self.address, self.request, self.need_body = _http_plan(check, kept is not None)
 
     def begin(self):
-        check = self.check
-        if check['type'] == 'tcp':
-            address = (check['host'], check['port'])
-        else:
-            address, self.request, self.need_body = _http_plan(check)
+        sock = self.kept.take() if self.kept is not None else None
+        if sock is None:
+            self.connect()
+            return
+        self.sock, self.fd, self.connected, self.reused = sock, sock.fileno(), True, True
+        self.engine.live[self.fd] = self
+        self.event(_EP_OUT)  # connected and idle: send at once
+
+    def connect(self):
+        address = self.address
         try:
             # The C socket type: socket.socket's Python layer (__init__, close) was a tenth of the daemon's CPU.
             sock = self.sock = _socket.socket(socket.AF_INET6 if ':' in address[0] else socket.AF_INET,
@@ -707,27 +821,47 @@ class _Probe:
         except BlockingIOError:
             pass
         except OSError as exc:
-            self.finish(False, str(exc) or type(exc).__name__)
+            self.lost(exc)
 
     def read(self):
         # Edge-triggered: read until the socket is empty, the answer is enough, or EOF.
+        keep = self.kept is not None
         while True:
             chunk = self.sock.recv(MAX_BODY)
-            self.data += chunk
-            if not chunk or len(self.data) >= MAX_BODY or (not self.need_body and b'\r\n' in self.data):
-                try:
-                    detail = http_verdict(self.check, self.data)
-                except (ValueError, UnicodeError) as exc:
-                    self.finish(False, str(exc) or type(exc).__name__)
-                    return
-                self.finish(True, detail)
+            if not chunk and not self.data:
+                self.lost(None)
                 return
+            self.data += chunk
+            try:
+                answer = http_answer(self.data, not chunk, self.need_body, keep)
+                if answer is None:
+                    continue
+                detail = http_verdict(self.check, answer[0])
+            except (ValueError, UnicodeError) as exc:
+                self.finish(False, str(exc) or type(exc).__name__)
+                return
+            self.finish(True, detail, answer[1])
+            return
 
-    def finish(self, ok, detail):
-        if self.sock is not None:
+    def lost(self, exc):
+        """The connection failed (exc) or ended (None) before an answer was complete."""
+        if self.reused and not self.data and (exc is None or isinstance(exc, ConnectionError)):
+            # The server closed the kept connection while idle, a race not a failure: once more on a new one.
             self.engine.live.pop(self.fd, None)
-            self.sock.close()  # also leaves the epoll set
+            self.sock.close()
+            self.reused = self.connected = False
+            self.request = _http_plan(self.check, True)[1]
+            self.connect()
+            return
+        self.finish(False, 'connection closed before an answer' if exc is None else str(exc) or type(exc).__name__)
+
+    def finish(self, ok, detail, reusable=False):
+        sock = self.sock
+        if sock is not None:
+            self.engine.live.pop(self.fd, None)
             self.sock = None
+            if not (reusable and self.kept.put(self.engine, sock, self.fd)):
+                sock.close()  # also leaves the epoll set
         done, self.done = self.done, None
         if done is not None:
             done({'name': self.check['name'], 'ok': ok, 'detail': detail,
@@ -745,14 +879,18 @@ class ProbeEngine:
     def __init__(self, loop):
         self.loop = loop
         self.epoll = select.epoll()
-        self.live = {}
+        self.live = {}  # fd -> probe in flight
+        self.idle = {}  # fd -> KeptConnection
         self.batches = {}  # deadline -> [probes]
         self.resting = None  # the timer handle while the engine gathers events
         loop.add_reader(self.epoll.fileno(), self._ready)
 
-    def start(self, check, timeout, done):
-        """Start one probe; `done(result)` is called exactly once unless the probe is cancelled."""
-        probe = _Probe(self, check, done)
+    def start(self, check, timeout, done, kept=None):
+        """Start one probe; `done(result)` is called exactly once unless the probe is cancelled.
+
+        `kept`: the check's KeptConnection, for an HTTP check that keeps its connection.
+        """
+        probe = _Probe(self, check, done, kept)
         probe.begin()
         if probe.sock is not None:
             # Quantized (5 ms, never early) so that probes started together share one timer.
@@ -782,11 +920,11 @@ class ProbeEngine:
 
     def _dispatch(self):
         events = self.epoll.poll(0, 256)
-        live = self.live
+        live, idle = self.live, self.idle
         for fd, mask in events:
-            probe = live.get(fd)
-            if probe is not None:
-                probe.event(mask)
+            target = live.get(fd) or idle.get(fd)
+            if target is not None:
+                target.event(mask)
         return events
 
     def _expire(self, deadline, timeout):
@@ -798,6 +936,8 @@ class ProbeEngine:
         """Stop watching (tests and loop shutdown)."""
         for probe in list(self.live.values()):
             probe.cancel()
+        for kept in list(self.idle.values()):
+            kept.close()
         if self.resting:
             self.resting.cancel()
         else:
@@ -1005,6 +1145,8 @@ class Runner:
         self.last_results = []
         self.stopped = False
         self.fast = [fast_capable(c) for c in spec['checks']]
+        self.kept = [KeptConnection(self.idle_closed) if keeps_connection(c) else None for c in spec['checks']]
+        self.early_ok = self.early_next = False
 
     def start(self):
         """Probe now, then on schedule."""
@@ -1020,6 +1162,9 @@ class Runner:
             self.when = None
         for rnd in list(self.rounds):
             rnd.cancel()
+        for kept in self.kept:
+            if kept is not None:
+                kept.close()
 
     def _schedule(self, when=None):
         if self.when is not None:
@@ -1039,11 +1184,25 @@ class Runner:
         self.when = None
         if self.stopped:
             return
+        # A round on schedule allows one early round again (see idle_closed).
+        self.early_ok, self.early_next = not self.early_next, False
         self.last_start = now
         rnd = Round(self)
         self.rounds.add(rnd)
         self._schedule()
         rnd.start()
+
+    def idle_closed(self):
+        """The server closed or reset a kept connection between rounds: probe now, not at the next tick.
+
+        The application may have stopped; `fall` failed probes are still needed to withdraw.
+        A server that merely closes idle connections sooner than the interval costs one early
+        probe per round at most (which reconnects and passes), never a storm.
+        """
+        if self.stopped or self.rounds or not self.early_ok:
+            return
+        self.early_ok, self.early_next = False, True
+        self._schedule(self.daemon.ticker.loop.time())
 
     def finish(self, rnd, results):
         """A round's checks have all answered: feed the state machine."""
@@ -1080,7 +1239,7 @@ class Round:
         for i, check in enumerate(checks):
             done = self._done_at(i)
             if runner.fast[i]:
-                self.probes.append(runner.daemon.engine.start(check, timeout, done))
+                self.probes.append(runner.daemon.engine.start(check, timeout, done, runner.kept[i]))
             else:
                 task = asyncio.ensure_future(run_check_task(check, timeout))
                 task.add_done_callback(lambda t, done=done: t.cancelled() or done(t.result()))

@@ -2,6 +2,8 @@
 
 import importlib.util
 import pathlib
+import socket
+import threading
 import time
 
 import pytest
@@ -9,22 +11,57 @@ import pytest
 DAEMON = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'healthcheck' / 'files' / 'anycast_healthcheck.py'
 
 
-def serve_http(listener, answer=b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', delay=0.0, split=None):
-    """Answer every connection on `listener` with `answer` (after `delay`, optionally in two parts) until it is closed."""
+def serve_http(listener, answer=b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', delay=0.0, split=None, idle_timeout=None, record=None):
+    """Answer every request on `listener` with `answer` (after `delay`, optionally in two parts) until it is closed.
+
+    One request per connection, then close; with `idle_timeout` (seconds) a connection stays
+    open for more requests (HTTP/1.1 keep-alive, a thread each) until it is idle that long.
+    `record` (a dict) collects the accepted sockets under 'conns' and the request times under 'requests'.
+    """
+    record = {} if record is None else record
+    record.setdefault('conns', [])
+    record.setdefault('requests', [])
     while True:
         try:
             conn, _addr = listener.accept()
         except OSError:
             return
-        with conn:
-            conn.recv(4096)
-            time.sleep(delay)
-            if split:
-                conn.sendall(answer[:split])
-                time.sleep(0.05)
-                conn.sendall(answer[split:])
-            else:
-                conn.sendall(answer)
+        record['conns'].append(conn)
+        args = (conn, answer, delay, split, idle_timeout, record['requests'])
+        if idle_timeout is None:
+            _answer(*args)
+        else:
+            threading.Thread(target=_answer, args=args, daemon=True).start()
+
+
+def _answer(conn, answer, delay, split, idle_timeout, requests):
+    with conn:
+        conn.settimeout(idle_timeout)
+        try:
+            while conn.recv(4096):  # a probe's request comes in one piece
+                requests.append(time.monotonic())
+                time.sleep(delay)
+                if split:
+                    conn.sendall(answer[:split])
+                    time.sleep(0.05)
+                    conn.sendall(answer[split:])
+                else:
+                    conn.sendall(answer)
+                if idle_timeout is None:
+                    return
+        except OSError:
+            pass  # idle timeout, or the client reset the connection
+
+
+def stop_http(listener, record):
+    """Stop a server like a killed process: no more listener, every connection closed."""
+    listener.shutdown(socket.SHUT_RDWR)  # a bare close() would leave it listening while accept() blocks on it
+    listener.close()
+    for conn in record['conns']:
+        try:
+            conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
 
 
 @pytest.fixture(scope='session')

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from conftest import serve_http
+from conftest import serve_http, stop_http
 
 PREFIX = '10.250.0.10/32'
 OTHER = '10.250.0.11/32'
@@ -272,3 +272,78 @@ def test_a_hung_backend_is_withdrawn_about_as_fast_as_a_dead_one(tmp_path, daemo
     finally:
         stop_daemon(ctx)
         hung.close()
+
+
+def keepalive_daemon(tmp_path, daemon_path, idle_timeout=30, **timing):
+    """A daemon whose one HTTP check probes a keep-alive backend; returns (ctx, listener, record)."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(128)
+    record = {}
+    answer = b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n'
+    threading.Thread(target=serve_http, args=(listener, answer, 0.0, None, idle_timeout, record), daemon=True).start()
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'http', 'url': 'http://127.0.0.1:%d/' % listener.getsockname()[1]}], **timing)
+    deadline = time.monotonic() + 5
+    while not changes(ctx) and time.monotonic() < deadline:  # the rise (the stale state file says announced too)
+        time.sleep(0.005)
+    assert value(ctx) == 1, (ctx['tmp'] / 'daemon.log').read_text()
+    return ctx, listener, record
+
+
+def after_a_round(record, interval):
+    """Wait until a round has just been answered (the next regular one is about `interval` away)."""
+    seen = len(record['requests'])
+    deadline = time.monotonic() + 3 * interval
+    while len(record['requests']) == seen and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert len(record['requests']) > seen, 'no probe arrived'
+    time.sleep(0.05)
+
+
+def test_a_kept_connection_closed_by_the_server_brings_one_early_probe(tmp_path, daemon_path):
+    ctx, listener, record = keepalive_daemon(tmp_path, daemon_path, interval=1.0, fast_interval=0.02, timeout=0.2, rise=1, fall=3)
+    try:
+        after_a_round(record, 1.0)
+        assert len(record['conns']) == 1, 'every probe so far used one connection'
+        closed = time.monotonic()
+        record['conns'][0].shutdown(socket.SHUT_RDWR)  # the server ends the idle connection
+        time.sleep(0.5)
+        early = [t - closed for t in record['requests'] if t > closed]
+        # One probe at once on a new connection (not at the next tick, at least 0.45 s away), and only one.
+        assert len(early) == 1 and early[0] < 0.2, early
+        assert len(record['conns']) == 2 and value(ctx) == 1
+    finally:
+        stop_daemon(ctx)
+        listener.close()
+
+
+def test_a_server_with_a_short_idle_timeout_brings_no_probe_storm(tmp_path, daemon_path):
+    # The server closes idle connections after 0.05 s, long before the next round: one early
+    # probe per round at most (it reconnects and passes), and the prefix stays announced.
+    ctx, listener, record = keepalive_daemon(tmp_path, daemon_path, idle_timeout=0.05, interval=0.5, fast_interval=0.02,
+                                             timeout=0.2, rise=1, fall=3)
+    try:
+        start, count = time.monotonic(), len(record['requests'])
+        time.sleep(2.0)
+        assert len(record['requests']) - count <= 2 * 2.0 / 0.5 + 2
+        assert value(ctx) == 1 and len(changes(ctx)) == 1
+        assert time.monotonic() - start < 2.5
+    finally:
+        stop_daemon(ctx)
+        listener.close()
+
+
+def test_a_stopped_keepalive_server_is_withdrawn_without_waiting_for_the_interval(tmp_path, daemon_path):
+    # interval x fall = 6 s; the next regular round after the stop is about 2 s away. The kept
+    # connection's close starts the fast confirmations at once: one probe, then fall - 1 fast ones.
+    ctx, listener, record = keepalive_daemon(tmp_path, daemon_path, interval=2.0, fast_interval=0.02, timeout=0.2, rise=1, fall=3)
+    try:
+        after_a_round(record, 2.0)
+        stopped = time.monotonic()
+        stop_http(listener, record)
+        withdrawn_at = wait_value(ctx, 0)
+        print('stopped keep-alive server withdrawn after %.3f s' % (withdrawn_at - stopped))
+        assert withdrawn_at - stopped < 0.5
+        assert changes(ctx)[-1]['reason'] == 'fall'
+    finally:
+        stop_daemon(ctx)

@@ -10,12 +10,12 @@ import pytest
 from conftest import serve_http
 
 
-def http_server(answer, delay=0.0, split=None):
-    """A listener that answers every connection with `answer` (after `delay`, optionally in two parts)."""
+def http_server(answer, delay=0.0, split=None, idle_timeout=None, record=None):
+    """A listener that answers every connection with `answer` (after `delay`, optionally in two parts; see serve_http)."""
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))
     listener.listen(128)
-    threading.Thread(target=serve_http, args=(listener, answer, delay, split), daemon=True).start()
+    threading.Thread(target=serve_http, args=(listener, answer, delay, split, idle_timeout, record), daemon=True).start()
     return listener
 
 
@@ -152,3 +152,147 @@ def test_ticker_wakes_runners_due_together_on_one_timer(hc):
     runners = asyncio.run(main())
     assert runners[0].launched == runners[1].launched and len(runners[0].launched) == 1
     assert runners[2].launched == []
+
+
+KEEPALIVE_ANSWERS = {
+    'content-length': b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n',
+    'chunked': b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nheal\r\n4;x=y\r\nthy\n\r\n0\r\n\r\n',
+    'no content': b'HTTP/1.1 204 No Content\r\n\r\n',
+}
+
+
+def probe_in_turn(hc, check, count, kept, between=None, timeout=1.0):
+    """Run `count` probes of one check one after the other on one engine with `kept`; return their results.
+
+    `between()` runs after each probe without giving the loop a turn (the engine sees nothing meanwhile).
+    """
+    async def main():
+        engine = hc.probe_engine()
+        results = []
+        for _index in range(count):
+            future = asyncio.get_running_loop().create_future()
+            engine.start(check, timeout, future.set_result, kept)
+            results.append(await future)
+            if between:
+                between()
+        await asyncio.sleep(0.05)
+        engine.close()
+        return results
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize('framing', sorted(KEEPALIVE_ANSWERS))
+def test_a_kept_connection_serves_every_probe(hc, framing):
+    record = {}
+    server = http_server(KEEPALIVE_ANSWERS[framing], idle_timeout=5, record=record)
+    kept = hc.KeptConnection()
+    status = 204 if framing == 'no content' else 200
+    check = http(hc, server.getsockname()[1], expect_status=status, **({} if status == 204 else {'body_match': 'healthy'}))
+    results = probe_in_turn(hc, check, 5, kept)
+    assert [r['ok'] for r in results] == [True] * 5, results
+    assert len(record['conns']) == 1 and len(record['requests']) == 5
+    server.close()
+
+
+@pytest.mark.parametrize('answer', [
+    b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 8\r\n\r\nhealthy\n',
+    b'HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n',
+    b'HTTP/1.1 200 OK\r\n\r\nhealthy\n',  # no framing: the body ends with the connection
+])
+def test_an_answer_that_ends_the_connection_still_passes(hc, answer):
+    record = {}
+    server = http_server(answer, record=record)
+    kept = hc.KeptConnection()
+    check = http(hc, server.getsockname()[1], body_match='healthy')
+    results = probe_in_turn(hc, check, 3, kept)
+    assert [r['ok'] for r in results] == [True] * 3, results
+    assert len(record['conns']) == 3 and kept.sock is None
+    server.close()
+
+
+def test_keepalive_false_asks_the_server_to_close(hc):
+    record = {}
+    server = http_server(KEEPALIVE_ANSWERS['content-length'], idle_timeout=5, record=record)
+    check = http(hc, server.getsockname()[1], keepalive=False)
+    assert not hc.keeps_connection(check)
+    assert b'Connection: close' in hc._http_plan(check, False)[1]  # pylint: disable=protected-access
+    server.close()
+
+
+def test_a_kept_connection_the_server_closed_is_retried_once_on_a_new_one(hc):
+    # The server closes the idle connection just before the next probe: the loop has no turn
+    # in between, so the probe sends on the dead connection, meets EOF or a reset, reconnects.
+    record = {}
+    server = http_server(KEEPALIVE_ANSWERS['content-length'], idle_timeout=5, record=record)
+    closes = []
+    kept = hc.KeptConnection(lambda: closes.append(1))
+
+    def server_closes():
+        record['conns'][-1].shutdown(socket.SHUT_RDWR)
+        time.sleep(0.05)  # the FIN has arrived (the engine has not looked)
+    results = probe_in_turn(hc, http(hc, server.getsockname()[1]), 3, kept, between=server_closes)
+    assert [r['ok'] for r in results] == [True] * 3, results
+    assert len(record['conns']) == 3 and closes == [1]  # only the last close was seen idle
+    server.close()
+
+
+def test_a_retry_happens_once_then_the_probe_fails(hc):
+    # The server answers on its first connection, then closes it and hangs up on every new one:
+    # the probe on the kept connection retries once; the new connection's EOF is a failure.
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(16)
+    conns = []
+
+    def answer_once_then_hang_up():
+        first, _addr = listener.accept()
+        conns.append(first)
+        first.recv(4096)
+        first.sendall(KEEPALIVE_ANSWERS['content-length'])
+        while True:
+            try:
+                conn, _addr = listener.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            conn.close()
+    threading.Thread(target=answer_once_then_hang_up, daemon=True).start()
+
+    def server_closes():
+        conns[0].close()
+        time.sleep(0.05)
+    results = probe_in_turn(hc, http(hc, listener.getsockname()[1]), 2, hc.KeptConnection(), between=server_closes)
+    assert results[0]['ok'] and not results[1]['ok'], results
+    assert results[1]['detail'] in ('connection closed before an answer', '[Errno 104] Connection reset by peer'), results
+    assert len(conns) == 2
+    listener.close()
+
+
+def test_an_idle_connection_the_server_closes_is_reported_once(hc):
+    record = {}
+    server = http_server(KEEPALIVE_ANSWERS['content-length'], idle_timeout=0.1, record=record)
+    closes = []
+    kept = hc.KeptConnection(lambda: closes.append(time.monotonic()))
+
+    async def main():
+        engine = hc.probe_engine()
+        future = asyncio.get_running_loop().create_future()
+        engine.start(http(hc, server.getsockname()[1]), 1.0, future.set_result, kept)
+        assert (await future)['ok'] and kept.sock is not None
+        await asyncio.sleep(0.4)  # the server's idle timeout passes
+        assert kept.sock is None and not engine.idle
+        engine.close()
+    asyncio.run(main())
+    assert len(closes) == 1
+    server.close()
+
+
+@pytest.mark.parametrize('body, decoded', [
+    (b'3\r\nabc\r\n0\r\n\r\n', (b'abc', b'')),
+    (b'3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n', (b'abc', b'')),
+    (b'3\r\nabc\r\n0\r\n\r\nextra', (b'abc', b'extra')),
+    (b'3\r\nabc\r\n0\r\n', None),
+    (b'3\r\nab', None),
+])
+def test_dechunk(hc, body, decoded):
+    assert hc._dechunk(body) == decoded  # pylint: disable=protected-access
