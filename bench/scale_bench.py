@@ -49,10 +49,12 @@ UNIT = "anycast-healthcheck.service"
 
 # -- the backend: one process answering HTTP on many address:port pairs (a service of the topology) --
 
-def serve_backends(pairs):
-    """Answer every connection with 200 'ok' and close; runs until killed."""
+def serve_backends(pairs, idle_timeout=75.0):
+    """Answer every request with 200 'ok' like an application server (nginx's defaults): HTTP/1.1
+    keep-alive unless the client asks to close or speaks HTTP/1.0, idle connections closed after
+    `idle_timeout` seconds; runs until killed."""
     sel = selectors.DefaultSelector()
-    answer = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n%s\r\nok\n"
     for pair in pairs:
         host, port = pair.rsplit(":", 1)
         listener = socket.socket()
@@ -62,8 +64,15 @@ def serve_backends(pairs):
         listener.setblocking(False)
         sel.register(listener, selectors.EVENT_READ, None)
     print(f"listening on {len(pairs)} address:port pairs", flush=True)
+    pending, last = {}, {}  # connection -> unanswered request bytes, last activity
+
+    def close(conn):
+        sel.unregister(conn)
+        conn.close()
+        del pending[conn], last[conn]
     while True:
-        for key, _mask in sel.select():
+        now = time.monotonic()
+        for key, _mask in sel.select(timeout=1.0):
             if key.data is None:
                 try:
                     conn, _addr = key.fileobj.accept()
@@ -71,15 +80,27 @@ def serve_backends(pairs):
                     continue
                 conn.setblocking(False)
                 sel.register(conn, selectors.EVENT_READ, True)
+                pending[conn], last[conn] = b"", now
                 continue
             conn = key.fileobj
             try:
-                if conn.recv(4096):
-                    conn.send(answer)
+                data = conn.recv(4096)
             except OSError:
-                pass
-            sel.unregister(conn)
-            conn.close()
+                data = b""
+            pending[conn] += data
+            last[conn] = now
+            keep = bool(data)
+            while keep and b"\r\n\r\n" in pending[conn]:
+                request, _sep, pending[conn] = pending[conn].partition(b"\r\n\r\n")
+                keep = b"HTTP/1.1" in request.split(b"\r\n", 1)[0] and b"connection: close" not in request.lower()
+                try:
+                    conn.send(answer % (b"" if keep else b"Connection: close\r\n"))
+                except OSError:
+                    keep = False
+            if not keep:
+                close(conn)
+        for conn in [c for c, t in last.items() if now - t > idle_timeout]:
+            close(conn)
 
 
 # -- topology and deployment --
@@ -363,7 +384,8 @@ def run(args):
             peer.close()
         figures = {"cpu": cpu, "reps": reps, "sessions_before": sessions, "sessions_after": after, "violations": violations[:20],
                    "polls": polls, "untouched": untouched, "prefixes": N, "daemon_file": args.daemon_file,
-                   "check": "http://10.11.1.X:80XX/health (one backend address and port per prefix)", "timing": "role defaults"}
+                   "check": "http://10.11.1.X:80XX/health (one backend address and port per prefix)", "timing": "role defaults",
+                   "backend": "HTTP/1.1 keep-alive, idle timeout 75 s (nginx defaults)"}
     finally:
         if not args.keep:
             topo.down()
