@@ -20,6 +20,7 @@ def test_minimal_config_gets_the_defaults(hc):
         assert prefix[key] == value
     assert prefix['checks'][0]['expect_status'] == [200]
     assert prefix['checks'][0]['tls_verify'] is True
+    assert prefix['checks'][0]['keepalive'] is True
     assert result['state_file'] == '/run/anycast-nva/announce.conf'
 
 
@@ -53,6 +54,8 @@ BAD = [
     (config(checks=[{'type': 'http', 'url': 'http://10.11.1.4/', 'expect_status': 700}]), 'prefixes[0].checks[0].expect_status'),
     (config(checks=[{'type': 'http', 'url': 'http://10.11.1.4/', 'body_regex': '('}]), 'prefixes[0].checks[0].body_regex: is not a valid'),
     (config(checks=[{'type': 'http', 'url': 'http://10.11.1.4/', 'tls_verify': 'no'}]), 'prefixes[0].checks[0].tls_verify: must be true or false'),
+    (config(checks=[{'type': 'http', 'url': 'http://10.11.1.4/', 'keepalive': 'no'}]), 'prefixes[0].checks[0].keepalive: must be true or false'),
+    (config(checks=[{'type': 'tcp', 'host': '10.11.1.4', 'port': 80, 'keepalive': False}]), 'prefixes[0].checks[0]: unknown option(s) keepalive'),
     (config(checks=[{'type': 'http', 'url': 'http://10.11.1.4/', 'ca_file': '/ca.pem'}]), 'prefixes[0].checks[0].ca_file: only applies to https'),
     (config(checks=[{'type': 'command', 'argv': ['curl', 'x']}]), 'prefixes[0].checks[0].argv: the program must be an absolute path'),
     (config(checks=[{'type': 'command', 'argv': '/bin/true'}]), 'prefixes[0].checks[0].argv: must be a non-empty list'),
