@@ -194,6 +194,16 @@ def test_a_kept_connection_serves_every_probe(hc, framing):
     server.close()
 
 
+def test_a_failed_probe_does_not_keep_its_connection(hc):
+    record = {}
+    server = http_server(b'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\ndown\n', idle_timeout=5, record=record)
+    kept = hc.KeptConnection()
+    results = probe_in_turn(hc, http(hc, server.getsockname()[1]), 2, kept)
+    assert [r['detail'] for r in results] == ['status 503, expected [200]'] * 2
+    assert len(record['conns']) == 2 and kept.sock is None
+    server.close()
+
+
 @pytest.mark.parametrize('answer', [
     b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 8\r\n\r\nhealthy\n',
     b'HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nhealthy\n',
