@@ -283,10 +283,14 @@ def keepalive_daemon(tmp_path, daemon_path, idle_timeout=30, **timing):
     answer = b'HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n'
     threading.Thread(target=serve_http, args=(listener, answer, 0.0, None, idle_timeout, record), daemon=True).start()
     ctx = start_daemon(tmp_path, daemon_path, [{'type': 'http', 'url': 'http://127.0.0.1:%d/' % listener.getsockname()[1]}], **timing)
-    deadline = time.monotonic() + 5
-    while not changes(ctx) and time.monotonic() < deadline:  # the rise (the stale state file says announced too)
-        time.sleep(0.005)
-    wait_value(ctx, 1)  # the rise is logged before the state file is written
+    try:
+        deadline = time.monotonic() + 5
+        while not changes(ctx) and time.monotonic() < deadline:  # the rise (the stale state file says announced too)
+            time.sleep(0.005)
+        wait_value(ctx, 1)  # the rise is logged before the state file is written
+    except AssertionError:
+        stop_daemon(ctx)
+        raise
     return ctx, listener, record
 
 
