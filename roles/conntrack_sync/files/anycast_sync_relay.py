@@ -1,13 +1,20 @@
 # Copyright: anycast.nva contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""anycast-sync-relay: copy each conntrackd sync datagram to every peer (unicast fan-out).
+"""anycast-sync-relay: send conntrackd's sync messages to every peer, without the deletions.
 
-conntrackd's UDP channel has exactly one destination, and running one conntrackd per
-peer loops: an entry one instance injects is a kernel event the other instances send
-on, and back. So with three or more NVAs a single conntrackd in NOTRACK mode (built for
-multicast, it accepts messages from several senders) sends to this relay on loopback,
-and the relay sends every datagram to each peer's conntrackd. Azure has no multicast,
-hence the relay. Python standard library only; no privileges (port above 1023, loopback).
+Fan-out: conntrackd's UDP channel has exactly one destination, and running one conntrackd
+per peer loops: an entry one instance injects is a kernel event the other instances send
+on, and back. So a single conntrackd in NOTRACK mode (built for multicast, it accepts
+messages from several senders) sends to this relay on loopback, and the relay sends every
+datagram to each peer's conntrackd. Azure has no multicast, hence the relay.
+
+No deletions: a deletion names a flow by its addresses and ports only, so it cannot tell one
+use of a client's source port from the next. An NVA that drops its own expired entry for a
+port (the kernel reaps expired entries lazily, e.g. when conntrackd injects the peer's new
+flow on that port) sends a deletion that removes the peer's live connection on the same
+port. The relay drops conntrack deletions; the peers' copies expire on their own timeouts
+(conntrackd sends them with every update, and a TIME_WAIT copy is reopened by a new SYN).
+Python standard library only; no privileges (port above 1023, loopback).
 """
 
 import argparse
@@ -15,8 +22,14 @@ import ipaddress
 import json
 import os
 import socket
+import struct
 import sys
 import time
+
+# conntrackd's message header: version (high nibble) and type (low nibble), flags, length, sequence
+# (network byte order); several messages may share a datagram, each padded to 4 bytes.
+HEADER = struct.Struct('!BBHI')
+CT_DELETE = 2  # NET_T_STATE_CT_DEL (control messages have type 10)
 
 
 def endpoint(text):
@@ -58,12 +71,30 @@ def sd_notify(message):
             sock.sendto(message.encode('ascii'), '\0' + addr[1:] if addr.startswith('@') else addr)
 
 
+def without_deletions(datagram):
+    """The datagram without its conntrack deletion messages (a malformed datagram is passed on whole)."""
+    kept, offset = [], 0
+    while offset < len(datagram):
+        if len(datagram) - offset < HEADER.size:
+            return datagram
+        version_type, _flags, length, _seq = HEADER.unpack_from(datagram, offset)
+        if length < HEADER.size or offset + length > len(datagram):
+            return datagram
+        if version_type & 0x0F != CT_DELETE:
+            kept.append(datagram[offset:offset + length])
+        offset += length
+    return b''.join(kept)
+
+
 def relay(listen_sock, send_sock, peers, count=None):
-    """Forward datagrams until `count` were relayed (forever when None); return per-peer errors."""
+    """Forward datagrams until `count` were read (forever when None); return per-peer errors."""
     errors = {peer: 0 for peer in peers}
     relayed = 0
     while count is None or relayed < count:
-        data = listen_sock.recv(65535)
+        data = without_deletions(listen_sock.recv(65535))
+        relayed += 1
+        if not data:
+            continue
         for peer in peers:
             try:
                 send_sock.sendto(data, peer)
@@ -72,7 +103,6 @@ def relay(listen_sock, send_sock, peers, count=None):
                 errors[peer] += 1
                 if errors[peer] in (1, 100, 10000):
                     log('send_failed', peer='%s:%d' % peer, error=str(exc), failures=errors[peer])
-        relayed += 1
     return errors
 
 

@@ -1,8 +1,9 @@
-"""The conntrackd fan-out relay: every datagram reaches every peer, unchanged; bad arguments are refused."""
+"""The conntrackd relay: every datagram reaches every peer, without conntrack deletions; bad arguments are refused."""
 
 import importlib.util
 import pathlib
 import socket
+import struct
 import threading
 
 import pytest
@@ -65,3 +66,39 @@ def test_bad_arguments_are_refused(relay, capsys, argv, message):
     with pytest.raises(SystemExit):
         relay.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def message(kind, seq, payload=b'', flags=0):
+    """One conntrackd sync message: header (version 1, type, flags, length, sequence) and 4-byte padded payload."""
+    payload += b'\0' * (-len(payload) % 4)
+    return struct.pack('!BBHI', 0x10 | kind, flags, 8 + len(payload), seq) + payload
+
+
+NEW, UPDATE, DELETE, CONTROL = 0, 1, 2, 10
+
+
+def test_deletions_are_dropped_and_the_rest_kept_in_order(relay):
+    new, update = message(NEW, 1, b'tuple A'), message(UPDATE, 3, b'tuple B, TIME_WAIT')
+    deletion, alive = message(DELETE, 2, b'tuple C'), message(CONTROL, 4, flags=0x08)
+    assert relay.without_deletions(new + deletion + update + alive) == new + update + alive
+    assert relay.without_deletions(deletion) == b''
+    assert relay.without_deletions(new) == new
+
+
+@pytest.mark.parametrize('datagram', [b'\x10\x00', message(NEW, 1, b'abcd')[:-2], struct.pack('!BBHI', 0x12, 0, 4, 1)])
+def test_a_malformed_datagram_is_passed_on_whole(relay, datagram):
+    assert relay.without_deletions(datagram) == datagram
+
+
+def test_peers_never_receive_a_deletion(relay):
+    listen, sender, peer = udp(), udp(), udp()
+    worker = threading.Thread(target=relay.relay, args=(listen, sender, [peer.getsockname()], 3))
+    worker.start()
+    feeder = udp()
+    first, second = message(NEW, 1, b'flow 1'), message(UPDATE, 3, b'flow 1 closed')
+    for datagram in (first + message(DELETE, 2, b'flow 0'), message(DELETE, 3, b'flow 2'), second):
+        feeder.sendto(datagram, listen.getsockname())
+    assert peer.recvfrom(65535)[0] == first
+    assert peer.recvfrom(65535)[0] == second  # the datagram holding only a deletion was not sent at all
+    worker.join(5)
+    assert not worker.is_alive()
