@@ -61,8 +61,8 @@ def closed(sock, within):
 def test_http11_connection_is_kept_for_many_requests(backend):
     _proc, port = backend
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        for _ in range(3):
-            head, body = exchange(sock, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        for path in ("/health", "/", "/other"):
+            head, body = exchange(sock, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert head.startswith("HTTP/1.1 200 ") and "Content-Length: 3" in head and "Connection: close" not in head
             assert body == b"hi\n"
         head, body = exchange(sock, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
