@@ -10,7 +10,7 @@ import time
 
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
 from anycast_lab.net import plan
-from anycast_lab.net.traffic import Traffic, requests, summary
+from anycast_lab.net.traffic import RouteSwitch, Traffic, requests, summary
 
 WE, NE = plan.REGIONS
 ANYCAST = f"{plan.ANYCAST_IP}/32"
@@ -130,14 +130,14 @@ def playbook(name, region, extra_vars=None):
 
 def test_drain_a_region_then_one_nva_loses_no_request(deployed):  # pylint: disable=unused-argument
     withdraw_after = hostvar(WE, "we-nva1", "healthcheck_drain_withdraw_after")
+    timeout = 1.0  # a request answered within 1 s is not lost (a lost SYN costs the 1 s retransmission and still counts)
     # The NVA drained is the one carrying the client's flows (the fabric hashes them onto one of the two).
     carrying = fabric_path(WE)
     nva = next(host for host, address, *_rest in WE.nvas if address == carrying)
     other = next(address for _host, address, *_rest in WE.nvas if address != carrying)
     for target, settled_when in ((None, lambda: not ecmp_onprem()), (nva, lambda: fabric_next_hops(WE) == {other})):
-        # A request answered within 1 s is not lost (a lost SYN costs the 1 s retransmission and still counts);
-        # 0.5 s also counted the moments when this 2-core machine was busy with the playbook.
-        flow = Traffic(rate=25, timeout=1.0)
+        flow = Traffic(rate=25, timeout=timeout)
+        switch = RouteSwitch() if target is None else None
         try:
             run = playbook("drain.yml", WE, {"anycast_drain_target": target} if target else None)
             assert run.rc == 0, run.output[-3000:]
@@ -146,9 +146,20 @@ def test_drain_a_region_then_one_nva_loses_no_request(deployed):  # pylint: disa
         finally:
             run = playbook("undrain.yml", WE, {"anycast_drain_target": target} if target else None)
             records = flow.stop()
+            if switch:
+                switch.stop()
         assert run.rc == 0, run.output[-3000:]
         failed = [record for record in records if not record["ok"]]
         print(f"\ndrain {target or WE.name}: {len(records)} requests, {len(failed)} failed", flush=True)
+        if switch:
+            # The one loss no drain can avoid: a connection open at the instant on-premises moves to the other region,
+            # whose NVAs and backend never saw it (no state crosses regions). Only a request started within its
+            # timeout before that instant can be one; more than two at 25 requests/s would not be that.
+            in_flight = switch.open_at_switch(failed, timeout)
+            print(f"drain {WE.name}: on-premises switched regions within {switch.changed - switch.before:.3f} s; "
+                  f"{len(in_flight)} request(s) open at that instant failed", flush=True)
+            assert len(in_flight) <= 2, f"drain of {WE.name} lost more than the requests open at the switch: {summary(failed)}"
+            failed = [record for record in failed if record not in in_flight]
         assert not failed, f"drain of {target or WE.name} lost requests: {summary(failed)}"
         wait_for(lambda: ecmp_onprem() and len(fabric_next_hops(WE)) == 2, 60, "undrain did not bring the NVA/region back")
 

@@ -10,6 +10,7 @@ import collections
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,6 +91,46 @@ class Traffic:
         self.proc.wait(timeout=30)
         self.reader.join(timeout=10)
         return _records("".join(self.lines))
+
+
+class RouteSwitch:
+    """Watches on-premises' route to the anycast IP in the background until its next hops change.
+
+    `before`: the last poll that still saw the first next hops; `changed`: the first that did not. A connection open
+    between the two moves to other NVAs mid-way; when they are in another region, none of them knows it.
+    """
+
+    def __init__(self, address=plan.ANYCAST_IP, poll=0.02):
+        self.route = ["ip", "-n", plan.ONPREM_NS, "route", "show", f"{address}/32"]
+        self.poll = poll
+        self.before = self.changed = None
+        self._stop = threading.Event()
+        self._initial = self._next_hops()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _next_hops(self):
+        out = subprocess.run(self.route, capture_output=True, text=True, check=True).stdout
+        return sorted(re.findall(r"via (\S+) dev (\S+)", out))
+
+    def _watch(self):
+        while not self._stop.is_set():
+            polled = time.time()
+            if self._next_hops() != self._initial:
+                self.changed = time.time()
+                return
+            self.before = polled
+            time.sleep(self.poll)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+    def open_at_switch(self, records, timeout):
+        """Failed requests that may have been open when the route changed (started within `timeout` before it)."""
+        if self.changed is None:
+            return []
+        return [record for record in records if not record["ok"] and self.before - timeout <= record["t"] <= self.changed]
 
 
 def settled(records, answer):
