@@ -505,7 +505,7 @@ def build_rows(raw):
     flap = raw.get("flap")
     if flap:
         # The failed share is the checker's own count: the target needs >= 2,000 probes of which about 5% failed.
-        failed_pct = round(100.0 * flap["probes_failed"] / flap["probes"], 2) if flap["probes"] else None
+        failed_pct = flap["probes_failed_pct"]
         rows.append(labbench.row(f"false withdraws over {flap['probes']} probes, {flap['probes_failed']} ({failed_pct}%) failing at random "
                                  f"(our defaults, {flap['nva']})", flap["false_withdraws"], TARGETS["false_withdraws"],
                                  flap["false_withdraws"] == 0 and flap["probes"] >= 2000 and (failed_pct or 0) >= FLAP_MIN_FAILED_PCT,

@@ -103,8 +103,9 @@ class RouteSwitch:
     def __init__(self, address=plan.ANYCAST_IP, poll=0.02):
         self.route = ["ip", "-n", plan.ONPREM_NS, "route", "show", f"{address}/32"]
         self.poll = poll
-        self.before = self.changed = None
+        self.changed = None
         self._stop = threading.Event()
+        self.before = time.time()
         self._initial = self._next_hops()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()

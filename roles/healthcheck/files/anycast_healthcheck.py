@@ -850,7 +850,7 @@ class _Probe:
             self.engine.live.pop(self.fd, None)
             self.sock.close()
             self.reused = self.connected = False
-            self.request = _http_plan(self.check, True)[1]
+            self.request = _http_plan(self.check, True)[1]  # the send consumed it: whole again
             self.connect()
             return
         self.finish(False, 'connection closed before an answer' if exc is None else str(exc) or type(exc).__name__)
