@@ -1,6 +1,6 @@
 # Copyright: anycast.nva contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""anycast-sync-relay: send conntrackd's sync messages to every peer, without the deletions.
+"""anycast-sync-relay: send conntrackd's sync messages to every peer; a flow's end as its deletion.
 
 Fan-out: conntrackd's UDP channel has exactly one destination, and running one conntrackd
 per peer loops: an entry one instance injects is a kernel event the other instances send
@@ -8,12 +8,17 @@ on, and back. So a single conntrackd in NOTRACK mode (built for multicast, it ac
 messages from several senders) sends to this relay on loopback, and the relay sends every
 datagram to each peer's conntrackd. Azure has no multicast, hence the relay.
 
-No deletions: a deletion names a flow by its addresses and ports only, so it cannot tell one
-use of a client's source port from the next. An NVA that drops its own expired entry for a
-port (the kernel reaps expired entries lazily, e.g. when conntrackd injects the peer's new
-flow on that port) sends a deletion that removes the peer's live connection on the same
-port. The relay drops conntrack deletions; the peers' copies expire on their own timeouts
-(conntrackd sends them with every update, and a TIME_WAIT copy is reopened by a new SYN).
+Deletions are sent only when a flow ends. A deletion names a flow by its addresses and
+ports only, so it cannot tell one use of a client's source port from the next, and the
+kernel reports its own deletions late: it reaps expired entries lazily, e.g. when conntrackd
+injects the peer's new flow on that port, and that deletion would remove the peer's live
+connection on the same port. So the relay drops conntrack deletions. Instead, the update
+that says a TCP flow ended (TIME_WAIT or CLOSE) goes to the peers as a deletion, at the
+moment it ends, while the client still holds the port. A copy in TIME_WAIT would do harm:
+the kernel lets a new SYN through such a copy with the old flow's NAT (an injected copy
+lacks the flag that reopens it), so the answer goes to the NVA that owned the old flow,
+which resets it. And a peer that restarts gets the others' whole tables again (startup
+resync) with fresh timeouts, so its TIME_WAIT copies would outlive the flows by minutes.
 Python standard library only; no privileges (port above 1023, loopback).
 """
 
@@ -29,7 +34,11 @@ import time
 # conntrackd's message header: version (high nibble) and type (low nibble), flags, length, sequence
 # (network byte order); several messages may share a datagram, each padded to 4 bytes.
 HEADER = struct.Struct('!BBHI')
-CT_DELETE = 2  # NET_T_STATE_CT_DEL (control messages have type 10)
+CT_NEW, CT_UPDATE, CT_DELETE = 0, 1, 2  # NET_T_STATE_CT_* (control messages have type 10)
+# Then attributes: length (header included) and type, network byte order, each padded to 4 bytes.
+ATTRIBUTE = struct.Struct('!HH')
+NTA_TCP_STATE = 4  # one byte: enum tcp_conntrack
+TCP_ENDED = (7, 8)  # TCP_CONNTRACK_TIME_WAIT, TCP_CONNTRACK_CLOSE
 
 
 def endpoint(text):
@@ -71,8 +80,24 @@ def sd_notify(message):
             sock.sendto(message.encode('ascii'), '\0' + addr[1:] if addr.startswith('@') else addr)
 
 
-def without_deletions(datagram):
-    """The datagram without its conntrack deletion messages (a malformed datagram is passed on whole)."""
+def tcp_state(message):
+    """The TCP state a conntrack message carries (None when it has none)."""
+    offset = HEADER.size
+    while offset + ATTRIBUTE.size <= len(message):
+        length, kind = ATTRIBUTE.unpack_from(message, offset)
+        if length < ATTRIBUTE.size:
+            return None
+        if kind == NTA_TCP_STATE and length > ATTRIBUTE.size and offset + length <= len(message):
+            return message[offset + ATTRIBUTE.size]
+        offset += (length + 3) & ~3
+    return None
+
+
+def for_peers(datagram):
+    """The datagram as the peers get it: deletions dropped, a TCP flow's end made its deletion.
+
+    A malformed datagram is passed on whole (conntrackd checks and counts it).
+    """
     kept, offset = [], 0
     while offset < len(datagram):
         if len(datagram) - offset < HEADER.size:
@@ -80,8 +105,13 @@ def without_deletions(datagram):
         version_type, _flags, length, _seq = HEADER.unpack_from(datagram, offset)
         if length < HEADER.size or offset + length > len(datagram):
             return datagram
-        if version_type & 0x0F != CT_DELETE:
-            kept.append(datagram[offset:offset + length])
+        message = datagram[offset:offset + length]
+        kind = version_type & 0x0F
+        if kind in (CT_NEW, CT_UPDATE) and tcp_state(message) in TCP_ENDED:
+            # Same message, type changed: conntrackd deletes by the tuple it carries.
+            kept.append(bytes([version_type & 0xF0 | CT_DELETE]) + message[1:])
+        elif kind != CT_DELETE:
+            kept.append(message)
         offset += length
     return b''.join(kept)
 
@@ -91,7 +121,7 @@ def relay(listen_sock, send_sock, peers, count=None):
     errors = {peer: 0 for peer in peers}
     relayed = 0
     while count is None or relayed < count:
-        data = without_deletions(listen_sock.recv(65535))
+        data = for_peers(listen_sock.recv(65535))
         relayed += 1
         if not data:
             continue

@@ -1,4 +1,5 @@
-"""The conntrackd relay: every datagram reaches every peer, without conntrack deletions; bad arguments are refused."""
+"""The conntrackd relay: every datagram reaches every peer, without the kernel's deletions, with a TCP flow's end as
+its deletion; bad arguments are refused."""
 
 import importlib.util
 import pathlib
@@ -75,22 +76,53 @@ def message(kind, seq, payload=b'', flags=0):
 
 
 NEW, UPDATE, DELETE, CONTROL = 0, 1, 2, 10
+ESTABLISHED, FIN_WAIT, TIME_WAIT, CLOSE = 3, 4, 7, 8
+
+
+def attribute(kind, data):
+    """One conntrackd message attribute: length (header included) and type, then the data padded to 4 bytes."""
+    return struct.pack('!HH', 4 + len(data), kind) + data + b'\0' * (-len(data) % 4)
+
+
+def tcp_flow(port, state):
+    """The attributes conntrackd sends for a NATed TCP flow (layout as captured from conntrackd 1.4 in the lab)."""
+    return (attribute(0, bytes([172, 16, 1, 10, 10, 250, 0, 10])) + attribute(5, struct.pack('!I', 0x1be))
+            + attribute(2, bytes([6])) + attribute(3, struct.pack('!HH', port, 80)) + attribute(4, bytes([state]))
+            + attribute(6, struct.pack('!I', 120)) + attribute(12, bytes([10, 10, 2, 5])) + attribute(13, bytes([10, 11, 1, 4])))
 
 
 def test_deletions_are_dropped_and_the_rest_kept_in_order(relay):
-    new, update = message(NEW, 1, b'tuple A'), message(UPDATE, 3, b'tuple B, TIME_WAIT')
-    deletion, alive = message(DELETE, 2, b'tuple C'), message(CONTROL, 4, flags=0x08)
-    assert relay.without_deletions(new + deletion + update + alive) == new + update + alive
-    assert relay.without_deletions(deletion) == b''
-    assert relay.without_deletions(new) == new
+    new, update = message(NEW, 1, tcp_flow(40000, ESTABLISHED)), message(UPDATE, 3, tcp_flow(40002, FIN_WAIT))
+    deletion, alive = message(DELETE, 2, tcp_flow(40004, TIME_WAIT)), message(CONTROL, 4, flags=0x08)
+    udp_flow = message(UPDATE, 5, attribute(0, bytes(8)) + attribute(2, bytes([17])) + attribute(3, bytes(4)))
+    assert relay.for_peers(new + deletion + update + alive + udp_flow) == new + update + alive + udp_flow
+    assert relay.for_peers(deletion) == b''
+    assert relay.for_peers(new) == new
+
+
+@pytest.mark.parametrize('kind', [NEW, UPDATE])
+@pytest.mark.parametrize('state', [TIME_WAIT, CLOSE])
+def test_a_tcp_flow_that_ended_reaches_the_peers_as_its_deletion(relay, kind, state):
+    ended = message(kind, 7, tcp_flow(40000, state))
+    expected = message(DELETE, 7, tcp_flow(40000, state))  # the same message, only its type changed
+    live = message(UPDATE, 8, tcp_flow(40002, ESTABLISHED))
+    assert relay.for_peers(live + ended) == live + expected
+    assert relay.tcp_state(ended) == state and relay.tcp_state(live) == ESTABLISHED
+
+
+@pytest.mark.parametrize('payload', [b'', attribute(4, b''), struct.pack('!HH', 2, 4) + b'\x07\0\0\0', struct.pack('!HH', 40, 4)])
+def test_a_message_without_a_readable_tcp_state_is_kept_as_it_is(relay, payload):
+    update = message(UPDATE, 1, payload)
+    assert relay.tcp_state(update) is None
+    assert relay.for_peers(update) == update
 
 
 @pytest.mark.parametrize('datagram', [b'\x10\x00', message(NEW, 1, b'abcd')[:-2], struct.pack('!BBHI', 0x12, 0, 4, 1)])
 def test_a_malformed_datagram_is_passed_on_whole(relay, datagram):
-    assert relay.without_deletions(datagram) == datagram
+    assert relay.for_peers(datagram) == datagram
 
 
-def test_peers_never_receive_a_deletion(relay):
+def test_peers_never_receive_the_kernels_deletions(relay):
     listen, sender, peer = udp(), udp(), udp()
     worker = threading.Thread(target=relay.relay, args=(listen, sender, [peer.getsockname()], 3))
     worker.start()
