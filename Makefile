@@ -59,7 +59,7 @@ e2e-fabric: venv collection-link image  ## the lab's Azure behaviour without a d
 e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 20 minutes)
 	$(BIN)/pytest -q tests/e2e
 
-test: deps venv collection-link sanity lint unit integration e2e-fabric molecule release-check
+test: deps venv collection-link sanity lint unit integration e2e molecule release-check
 
 demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
 from anycast_lab.net import plan
 from anycast_lab.net.traffic import RouteSwitch, Traffic, requests, summary
@@ -21,6 +23,20 @@ ANSWER = {region.short: f"{region.name} {region.short}-app" for region in plan.R
 def ecmp_onprem():
     out = subprocess.run(["ip", "-n", plan.ONPREM_NS, "route", "show", ANYCAST], capture_output=True, text=True, check=True).stdout
     return out.count("nexthop via") == 2
+
+
+def announcing_everywhere():
+    """Both NVAs of both regions announce: each VNet routes the anycast IP to both, on-premises to both regions."""
+    return ecmp_onprem() and all(len(fabric_next_hops(region)) == 2 for region in plan.REGIONS)
+
+
+@pytest.fixture(autouse=True)
+def as_deployed(deployed):  # pylint: disable=unused-argument
+    """Every scenario starts from the deployed lab and must leave it so: a test that leaves an NVA withdrawn
+    fails here, not the next test with losses nobody can explain."""
+    wait_for(announcing_everywhere, 60, "before the test: not every NVA of both regions announces the anycast IP")
+    yield
+    wait_for(announcing_everywhere, 60, "after the test: it left an NVA or a region withdrawn")
 
 
 def test_idempotent_rerun_changes_nothing_and_writes_nothing_to_arm(deployed):
