@@ -1,16 +1,40 @@
-"""`python -m anycast_lab up|down|status|demo` (PYTHONPATH=lab): the two-region lab."""
+"""`python -m anycast_lab up|down|status|demo|inventory` (PYTHONPATH=lab): the two-region lab.
+
+  up [--nvas N]                  bring the lab up with N NVAs per region (2-8; default $ANYCAST_LAB_NVAS, else 2)
+  demo [--nvas N]                up, site.yml per region, traffic, failover
+  status                         what runs, and the size the lab is up with
+  inventory [--nvas N] [--out DIR]   write an inventory per region (DIR/<region>) for the lab's size (or N); print the paths
+  down                           remove everything the lab made
+"""
 import argparse
 import sys
 
+from . import inventory
 from .hosts.util import LabError
 from .lab import Lab, demo
+from .net import plan
+
+
+def _nvas(value):
+    try:
+        return plan.check_nvas(value, "--nvas")
+    except LabError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m anycast_lab", description="The anycast.nva two-region lab.")
-    parser.add_argument("command", choices=("up", "down", "status", "demo"))
+    parser.add_argument("command", choices=("up", "down", "status", "demo", "inventory"))
+    parser.add_argument("--nvas", type=_nvas, metavar="N",
+                        help=f"NVAs per region, {plan.MIN_NVAS} to {plan.MAX_NVAS} (up, demo, inventory; default ${plan.NVAS_ENV}, "
+                        f"else {plan.DEFAULT_NVAS}; inventory: default the running lab's size)")
+    parser.add_argument("--out", metavar="DIR", help="inventory: where to write DIR/<region>/ (default <lab dir>/inventories)")
     args = parser.parse_args(argv)
-    lab = Lab()
+    if args.nvas is not None and args.command not in ("up", "demo", "inventory"):
+        parser.error(f"--nvas does not apply to {args.command} (the lab records its size when it comes up)")
+    if args.out is not None and args.command != "inventory":
+        parser.error("--out applies to inventory only")
+    lab = Lab(nvas=args.nvas)
     try:
         if args.command == "up":
             lab.up()
@@ -18,6 +42,9 @@ def main(argv=None):
             lab.down()
         elif args.command == "status":
             lab.status()
+        elif args.command == "inventory":
+            for name, path in inventory.write(args.out, args.nvas, lab.base).items():
+                print(f"{name}\t{path}")
         else:
             demo(lab)
     except LabError as exc:

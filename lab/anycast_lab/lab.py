@@ -1,8 +1,9 @@
 """The two-region lab: ARM emulator, topology (NVA hosts, fabric, speakers, edge, on-premises), wiring, sync.
 
-`python -m anycast_lab up|down|status|demo`. Everything lives under the lab dir ($ANYCAST_LAB_DIR,
+`python -m anycast_lab up|down|status|demo|inventory`. Everything lives under the lab dir ($ANYCAST_LAB_DIR,
 default <repo>/.cache/lab): the emulator's state and CA (arm/), the generated topology spec (lab.yml)
-and seed (seed.json), BIRD configs (bird/), the host machinery's state (hosts/, run/, logs/, ssh/).
+and seed (seed.json), BIRD configs (bird/), the host machinery's state (hosts/, run/, logs/, ssh/),
+the lab's size (size.json: NVAs per region) and the inventories generated for a size other than 2 (inventories/).
 """
 import json
 import os
@@ -15,7 +16,10 @@ import time
 from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
 from .hosts.util import LabError, log, running_pid, start_background, stop_background
+from .inventory import default_dir as inventory_dir, inventory_path
 from .net import labspec, plan, routers, routes, sync, traffic, wiring
+
+__all__ = ["Lab", "demo", "inventory_path", "site_playbook"]
 
 ARM_PORT = 8443
 # Sessions that must be up before the lab is usable: every Route Server instance with the edge, the edge with on-premises.
@@ -24,10 +28,14 @@ CORE_SESSIONS = [(routers.speaker_name(reg, i), "er") for reg in plan.REGIONS fo
 
 
 class Lab:
-    """Paths and handles of one lab dir."""
+    """Paths and handles of one lab dir.
 
-    def __init__(self, base=None):
+    `nvas`: the size `up` brings the lab up with (NVAs per region, 2-8); None = $ANYCAST_LAB_NVAS, else 2.
+    """
+
+    def __init__(self, base=None, nvas=None):
         self.base = base or routers.lab_dir()
+        self.nvas = nvas
         self.arm_dir = os.path.join(self.base, "arm")
         self.state_file = os.path.join(self.arm_dir, "state.json")
         self.pid_file = os.path.join(self.arm_dir, "emulator.pid")
@@ -74,6 +82,23 @@ class Lab:
         with open(self.state_file, encoding="utf-8") as handle:
             return bool(json.load(handle).get("resources"))
 
+    def size(self):
+        """NVAs per region of the lab that is up, or None when it is down (recorded by `up`, removed by `down`)."""
+        recorded = plan.recorded_nvas(self.base)
+        if recorded is None and (running_pid(self.pid_file) or (os.path.exists(self.state_file) and self.seeded())):
+            return plan.DEFAULT_NVAS  # up from before the size was recorded: it had 2
+        return recorded
+
+    def _claim_size(self):
+        """The size to bring up: the one asked for; refused when the lab is up with another."""
+        wanted = plan.requested_nvas(self.nvas)
+        running = self.size()
+        if running is not None and running != wanted:
+            raise LabError(f"the lab in {self.base} is up with {running} NVAs per region, not {wanted}: take it down first "
+                           f"(`python -m anycast_lab down`, holding the lab lock if others use it), or bring it up with --nvas {running}")
+        plan.record_nvas(wanted, self.base)
+        return wanted
+
     # -- up / down ------------------------------------------------------------------------------------------------
 
     def up(self):
@@ -81,29 +106,31 @@ class Lab:
         timings = {}
         started = time.monotonic()
         os.makedirs(self.arm_dir, exist_ok=True)
+        nvas = self._claim_size()
 
         step = time.monotonic()
         log("ARM emulator: " + ("started" if self.start_emulator() else "already running") + f" on {self.endpoint}")
         if not self.seeded():
-            self.arm().seed(labspec.seed())
-            log("ARM emulator: seeded both regions (resource groups, VNets, NICs, Route Servers)")
+            self.arm().seed(labspec.seed(nvas))
+            log(f"ARM emulator: seeded both regions (resource groups, VNets, NICs of {nvas} NVAs each, Route Servers)")
         timings["emulator"] = time.monotonic() - step
 
         step = time.monotonic()
-        labspec.write(self.base)
+        labspec.write(self.base, nvas)
         sync.apply(self.state_file, self.base, fabric_too=False)
         log("topology: namespaces, segments, NVA hosts and services")
         Topology.from_file(self.spec_file, self.base).up()
         timings["topology"] = time.monotonic() - step
 
         step = time.monotonic()
-        wiring.apply()
+        wiring.apply(nvas)
         sync.apply(self.state_file, self.base, force=True)
         self.wait_sessions(CORE_SESSIONS, timeout=60)
         timings["bgp"] = time.monotonic() - step
         timings["total"] = time.monotonic() - started
         log("lab up in {total:.1f} s (emulator {emulator:.1f} s, topology {topology:.1f} s, BGP core {bgp:.1f} s)".format(**timings))
-        log(f"ARM endpoint {self.endpoint}, CA bundle {self.ca_bundle}; inventories: inventories/lab/<region>")
+        paths = [os.path.relpath(inventory_path(region, self.base)) for region in plan.REGIONS]
+        log(f"ARM endpoint {self.endpoint}, CA bundle {self.ca_bundle}; {nvas} NVAs per region, inventories: {', '.join(paths)}")
         return timings
 
     def wait_sessions(self, sessions, timeout):
@@ -126,17 +153,19 @@ class Lab:
         # The next `up` starts from a fresh Azure (no peers, forwarding off, branch-to-branch off) and fresh configs.
         # Kept: the emulator's CA (tls/), the SSH key and the logs.
         for path in (self.state_file, os.path.join(self.arm_dir, "requests.log"), self.spec_file, os.path.join(self.base, "seed.json"),
-                     os.path.join(self.base, "sync.lock")):
+                     os.path.join(self.base, "sync.lock"), plan.size_file(self.base)):
             if os.path.exists(path):
                 os.unlink(path)
-        for sub in ("bird", "fabric"):
-            shutil.rmtree(os.path.join(self.base, sub), ignore_errors=True)
+        for path in (os.path.join(self.base, "bird"), os.path.join(self.base, "fabric"), inventory_dir(self.base)):
+            shutil.rmtree(path, ignore_errors=True)
         log(f"lab down in {time.monotonic() - started:.1f} s")
 
     # -- looking at it ------------------------------------------------------------------------------------------
 
     def status(self):
         print(f"ARM emulator: {'running' if running_pid(self.pid_file) else 'stopped'} ({self.endpoint}, state {self.state_file})")
+        size = self.size()
+        print(f"size: {size} NVAs per region" if size else "size: none recorded (down)")
         if not os.path.exists(os.path.join(self.base, "topology.json")):
             print("topology: down")
             return
@@ -154,7 +183,7 @@ class Lab:
 
         Returns (records sent after the stop, seconds until every answer came from the other region or None).
         """
-        other = next(item for item in plan.REGIONS if item is not region)
+        other = next(item for item in plan.REGIONS if item.name != region.name)
         topo = self.topology()
         flow = traffic.Traffic(rate=rate)
         try:
@@ -185,9 +214,10 @@ def demo(lab):
         return
     for region in plan.REGIONS:
         started = time.monotonic()
-        log(f"ansible-playbook -i inventories/lab/{region.name} playbooks/site.yml")
+        inventory = inventory_path(region, lab.base)
+        log(f"ansible-playbook -i {os.path.relpath(inventory, repo)} playbooks/site.yml")
         # ansible-playbook's own output is the progress here.
-        if subprocess.run(["ansible-playbook", "-i", os.path.join(repo, "inventories", "lab", region.name), site], check=False).returncode:
+        if subprocess.run(["ansible-playbook", "-i", inventory, site], check=False).returncode:
             raise LabError(f"site.yml failed for {region.name}")
         log(f"{region.name} deployed in {time.monotonic() - started:.0f} s")
     log(f"40 requests from on-premises to {plan.ANYCAST_IP}: {dict(traffic.requests(40))}")

@@ -149,3 +149,16 @@ def test_speaker_kernel_tables_are_the_vnet_routes(lab):  # pylint: disable=unus
     rules = subprocess.run(["ip", "-n", WE.fabric_ns, "rule"], capture_output=True, text=True, check=True).stdout
     for instance in (0, 1):
         assert f"lookup {birdconf.kernel_table(instance)}" in rules
+
+
+def test_arm_and_hosts_follow_the_lab_size(lab, network):
+    """The size the lab recorded is what ARM, the hosts and the fabric have: one NIC, host and fabric port per NVA."""
+    size = lab.size()
+    assert size == plan.lab_nvas() and plan.MIN_NVAS <= size <= plan.MAX_NVAS
+    topo = lab.topology()
+    for region in plan.regions(size):
+        nics = sorted(nic.name for nic in network.network_interfaces.list(region.resource_group) if "-nva" in nic.name)
+        assert nics == sorted(f"nic-{host}" for host, *_rest in region.nvas)
+        assert sorted(node.name for node in topo.spec.hosts if region.name in node.groups) == sorted(host for host, *_rest in region.nvas)
+        ports = subprocess.run(["ip", "-n", region.fabric_ns, "-br", "link"], capture_output=True, text=True, check=True).stdout
+        assert all(f"{nic.port}@" in ports for nic in region.nics), ports

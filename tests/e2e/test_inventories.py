@@ -1,6 +1,8 @@
 """The lab's inventories describe the lab that `python -m anycast_lab up` builds (no drift between the two).
 
-Read through `ansible-inventory`, as ansible-playbook would; no lab needed.
+The checked-in inventories/lab/<region> for the default size (2 NVAs per region), the generated ones
+(`python -m anycast_lab inventory --nvas 4`) for another. Read through `ansible-inventory`, as
+ansible-playbook would; no lab needed.
 """
 import json
 import os
@@ -8,6 +10,7 @@ import subprocess
 
 import pytest
 
+from anycast_lab import inventory as lab_inventory
 from anycast_lab.net import labspec, plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,12 +21,12 @@ def inventory(path):
     return json.loads(out)
 
 
-@pytest.mark.parametrize("region", plan.REGIONS, ids=[r.name for r in plan.REGIONS])
-def test_lab_inventory_matches_the_lab(region):
-    data = inventory(f"inventories/lab/{region.name}")
+def check_inventory(data, region, nvas):
+    """An inventory (ansible-inventory --list) holds exactly the region's NVAs of a lab of `nvas` per region, as the lab builds them."""
     hostvars = data["_meta"]["hostvars"]
+    assert len(region.nvas) == nvas
     assert sorted(data["nva"]["hosts"]) == sorted(nva[0] for nva in region.nvas)
-    nodes = {node["name"]: node for node in labspec.spec()["nodes"]}
+    nodes = {node["name"]: node for node in labspec.spec(nvas)["nodes"]}
     for host, nva_ip, sync_ip, mgmt_ip in region.nvas:
         got = hostvars[host]
         assert (got["ansible_host"], got["bird_local_address"], got["conntrack_sync_local_address"]) == (mgmt_ip, nva_ip, sync_ip)
@@ -38,6 +41,28 @@ def test_lab_inventory_matches_the_lab(region):
         (plan.SUBSCRIPTION_ID, plan.TENANT_ID, plan.CLIENT_ID, plan.CLIENT_SECRET)
     assert common["nat_services"][0]["backends"] == [region.backend_ip]
     assert common["anycast_prefixes"] == [f"{plan.ANYCAST_IP}/32"]
+    return common
+
+
+@pytest.mark.parametrize("region", plan.regions(plan.DEFAULT_NVAS), ids=[r.name for r in plan.REGIONS])
+def test_lab_inventory_matches_the_lab(region):
+    check_inventory(inventory(f"inventories/lab/{region.name}"), region, plan.DEFAULT_NVAS)
+
+
+@pytest.mark.parametrize("region", plan.regions(4), ids=[r.name for r in plan.REGIONS])
+def test_generated_inventory_matches_a_lab_of_4_nvas(region, tmp_path):
+    base = str(tmp_path / "lab")
+    path = lab_inventory.write(str(tmp_path / "inventories"), 4, base)[region.name]
+    common = check_inventory(inventory(path), region, 4)
+    assert common["anycast_lab_dir"] == base
+    # As a play sees them: its own lab dir (SSH key, emulator CA) whatever its path, conntrackd with the 3 other NVAs.
+    msg = "{{ {'ca': anycast_azure.ca_bundle, 'key': ansible_ssh_private_key_file, 'peers': conntrack_sync_peers} | to_json }}"
+    out = subprocess.run(["ansible", "-i", path, region.nvas[0][0], "-m", "ansible.builtin.debug", "-a", f"msg={msg}"],
+                         capture_output=True, text=True, check=True).stdout
+    resolved = json.loads(json.loads(out.split("=>", 1)[1])["msg"])
+    resolved["peers"].sort()  # `difference` keeps no order
+    assert resolved == {"ca": f"{base}/arm/tls/ca.pem", "key": f"{base}/ssh/id_ed25519",
+                        "peers": [sync_ip for _host, _ip, sync_ip, _mgmt in region.nvas[1:]]}
 
 
 def test_example_inventory_has_every_variable_the_lab_sets():

@@ -3,7 +3,7 @@
   python -m anycast_lab.net sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
   python -m anycast_lab.net routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
   python -m anycast_lab.net peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
-  python -m anycast_lab.net render DIR                     (write the topology spec, the ARM seed and the fixed BIRD configs)
+  python -m anycast_lab.net render DIR [--nvas N]          (write the topology spec, the ARM seed and the fixed BIRD configs)
   python -m anycast_lab.net birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
 """
 import argparse
@@ -15,10 +15,10 @@ from ..hosts.util import LabError
 from . import birdconf, labspec, plan, routers, routes, sync
 
 
-def render(directory):
+def render(directory, nvas=None):
     """What `up` generates, for reading: the spec, the seed and the BIRD configs (speakers as before any peer registers)."""
-    labspec.write(directory)
-    for region in plan.REGIONS:
+    labspec.write(directory, nvas)
+    for region in plan.regions(nvas):
         for instance in (0, 1):
             routers.write_config(routers.speaker_name(region, instance), birdconf.speaker(region, instance, [], False), directory)
     print(directory)
@@ -41,6 +41,8 @@ def main(argv=None):
     p.add_argument("peer_ip")
     p = sub.add_parser("render", help="write lab.yml (topology spec), seed.json (ARM seed) and bird/*.conf into DIR, to read them")
     p.add_argument("dir")
+    p.add_argument("--nvas", help=f"NVAs per region ({plan.MIN_NVAS}-{plan.MAX_NVAS}; "
+                   f"default: the lab's size, else ${plan.NVAS_ENV}, else {plan.DEFAULT_NVAS})")
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
     p.add_argument("router", choices=routers.names())
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -54,7 +56,7 @@ def main(argv=None):
         elif args.command == "routes":
             print(json.dumps(routes.peer_routes(args.hub, args.peer_ip, args.kind)))
         elif args.command == "render":
-            render(args.dir)
+            render(args.dir, None if args.nvas is None else plan.check_nvas(args.nvas, "--nvas"))
         elif args.command == "peer-state":
             print(routes.peer_state(args.hub, args.peer_ip))
         else:

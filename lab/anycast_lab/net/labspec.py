@@ -71,12 +71,12 @@ def _region_nodes(region):
     return nodes, segments
 
 
-def spec():
-    """The topology spec (host machinery format, see lab/anycast_lab/hosts/README.md)."""
+def spec(nvas=None):
+    """The topology spec (host machinery format, see lab/anycast_lab/hosts/README.md) for `nvas` NVAs per region (None: the lab's size)."""
     nodes, segments = [], []
     edge_ifs, onprem_ifs = [], []
     forwarding = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
-    for region in plan.REGIONS:
+    for region in plan.regions(nvas):
         more_nodes, more_segments = _region_nodes(region)
         nodes += more_nodes
         segments += more_segments
@@ -99,8 +99,10 @@ def spec():
     return {"prefix": plan.PREFIX, "mgmt": {"bridge": MGMT_BRIDGE, "address": MGMT_ADDRESS}, "segments": segments, "nodes": nodes}
 
 
-def seed():
+def seed(nvas=None):
     """The ARM emulator's seed (lab/anycast_lab/arm/seed.py format): what exists in Azure before the playbooks run.
+
+    One NIC per NVA: `nvas` per region (None: the lab's size).
 
     Route Servers exist (creating one takes Azure 20+ minutes; teams deploy them with their landing zone),
     with branch-to-branch off and no peers; NVA NICs have IP forwarding off. The playbooks fix both.
@@ -108,7 +110,7 @@ def seed():
     data = {"tenant_id": plan.TENANT_ID, "subscription_id": plan.SUBSCRIPTION_ID, "client_id": plan.CLIENT_ID,
             "client_secret": plan.CLIENT_SECRET, "resource_groups": [], "virtual_networks": [], "network_interfaces": [],
             "route_servers": []}
-    for region in plan.REGIONS:
+    for region in plan.regions(nvas):
         group = region.resource_group
         data["resource_groups"].append({"name": group, "location": region.name})
         for vnet, space in ((region.hub_vnet, region.hub_prefix), (region.spoke_vnet, region.spoke_prefix)):
@@ -122,12 +124,12 @@ def seed():
     return data
 
 
-def write(directory):
+def write(directory, nvas=None):
     """Write the topology spec (lab.yml), the seed (seed.json) and the fixed BIRD configs into `directory`."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "lab.yml"), "w", encoding="utf-8") as handle:
-        yaml.safe_dump(spec(), handle, sort_keys=False)
+        yaml.safe_dump(spec(nvas), handle, sort_keys=False)
     with open(os.path.join(directory, "seed.json"), "w", encoding="utf-8") as handle:
-        json.dump(seed(), handle, indent=1)
+        json.dump(seed(nvas), handle, indent=1)
     for name, text in routers.fixed_configs().items():
         routers.write_config(name, text, directory)

@@ -3,9 +3,18 @@
 docs/dev/conventions.md fixes the Azure-side addresses; the transit links (ExpressRoute edge,
 on-premises) are the lab's own choice. Everything here lives between lab namespaces, never in the
 root namespace, except the management bridge the host machinery owns.
+
+The lab's size, its number of NVAs per region (2 to 8, default 2), is a parameter: `up --nvas N` or
+$ANYCAST_LAB_NVAS. `up` records it in the lab dir (size.json), and every later reader of the plan in
+any process (the CLI, the emulator's hooks, the tests) follows that record while the lab is up.
 """
+import dataclasses
 import ipaddress
+import json
+import os
 from dataclasses import dataclass
+
+from ..hosts.util import LabError
 
 PREFIX = "anl-lab"  # topology prefix: node NAME lives in namespace "anl-lab.NAME" (hosts machinery naming)
 SUBSCRIPTION_ID = "3c6e7f5a-0a11-4c1e-9d7a-6e0b5a7c1a10"
@@ -22,6 +31,73 @@ CLIENT_NET = "172.16.1.0/24"
 CLIENT_IP = "172.16.1.10"
 CLIENT_GW = "172.16.1.1"
 BACKEND_PORT = 80
+
+# NVAs per region. Route Server peers with at most 8 NVAs (the emulator refuses a 9th bgpConnection,
+# VirtualHubBgpConnectionLimitReached, as Azure does); the region's test VM is one more peer, so with
+# 8 NVAs registered it cannot peer as well. conntrack_sync takes 1-7 peers: 8 NVAs per region at most.
+DEFAULT_NVAS = 2
+MIN_NVAS = 2
+# Last octet of NVA n (1-based) in snet-nva and snet-sync: .4, .5, ... skipping .10, the test VM's.
+NVA_HOST_OCTETS = (4, 5, 6, 7, 8, 9, 11, 12)
+MAX_NVAS = len(NVA_HOST_OCTETS)
+NVAS_ENV = "ANYCAST_LAB_NVAS"
+SIZE_FILE = "size.json"  # in the lab dir, written by `up`, removed by `down`
+DEFAULT_LAB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), ".cache", "lab")
+
+
+def lab_dir():
+    """The lab's state directory (topology, emulator, BIRD files): $ANYCAST_LAB_DIR or <repo>/.cache/lab."""
+    return os.path.abspath(os.environ.get("ANYCAST_LAB_DIR", DEFAULT_LAB_DIR))
+
+
+def check_nvas(value, where="the number of NVAs per region"):
+    """`value` as an int in MIN_NVAS..MAX_NVAS, else LabError naming `where`."""
+    try:
+        count = int(str(value).strip())
+    except ValueError:
+        raise LabError(f"{where}: {value!r} is not a number (use {MIN_NVAS} to {MAX_NVAS})") from None
+    if not MIN_NVAS <= count <= MAX_NVAS:
+        raise LabError(f"{where}: {count} is out of range: {MIN_NVAS} to {MAX_NVAS} NVAs per region (Route Server peers with at most {MAX_NVAS})")
+    return count
+
+
+def requested_nvas(value=None):
+    """The size asked for: `value` if given, else $ANYCAST_LAB_NVAS, else DEFAULT_NVAS (checked)."""
+    if value is not None:
+        return check_nvas(value)
+    env = os.environ.get(NVAS_ENV, "").strip()
+    return check_nvas(env, f"${NVAS_ENV}") if env else DEFAULT_NVAS
+
+
+def size_file(base=None):
+    return os.path.join(base or lab_dir(), SIZE_FILE)
+
+
+def recorded_nvas(base=None):
+    """The size the lab in `base` (default: lab_dir()) was brought up with, or None when it recorded none (down)."""
+    try:
+        with open(size_file(base), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"{size_file(base)}: unreadable ({exc}); `python -m anycast_lab down` removes it") from None
+    return check_nvas(data.get("nvas"), size_file(base))
+
+
+def record_nvas(count, base=None):
+    path = size_file(base)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump({"nvas": check_nvas(count)}, handle)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def lab_nvas(base=None):
+    """The lab's size: what the lab in `base` recorded while it is up, else the requested size ($ANYCAST_LAB_NVAS or 2)."""
+    recorded = recorded_nvas(base)
+    return recorded if recorded is not None else requested_nvas()
 
 
 @dataclass(frozen=True)
@@ -44,6 +120,17 @@ class Region:  # pylint: disable=too-many-instance-attributes
     octet: int          # second octet of the hub VNet (10.<octet>.0.0/16); the spoke is octet + 1
     er_link: str        # fabric <-> ExpressRoute edge transit /29: .1/.2 Route Server instances, .6 edge
     onprem_link: str    # ExpressRoute edge <-> on-premises router /30: .1 edge, .2 on-premises
+    # NVAs in this region; None = the lab's size (lab_nvas()), read when asked. Not part of equality.
+    nva_count: int = dataclasses.field(default=None, compare=False)
+
+    @property
+    def size(self):
+        """Number of NVAs in this region."""
+        return self.nva_count if self.nva_count is not None else lab_nvas()
+
+    def sized(self, count):
+        """This region with `count` NVAs (checked), whatever the running lab's size."""
+        return dataclasses.replace(self, nva_count=check_nvas(count))
 
     @property
     def resource_group(self):
@@ -85,9 +172,9 @@ class Region:  # pylint: disable=too-many-instance-attributes
 
     @property
     def nvas(self):
-        """The two NVA hosts: (host name, NVA-subnet address, sync address, management address)."""
-        return [(f"{self.short}-nva{i}", f"10.{self.octet}.2.{3 + i}", f"10.{self.octet}.3.{3 + i}",
-                 f"198.18.0.{self.octet + i}") for i in (1, 2)]
+        """The NVA hosts, nva1..nvaN: (host name, NVA-subnet address, sync address, management address)."""
+        return [(f"{self.short}-nva{i}", f"10.{self.octet}.2.{host}", f"10.{self.octet}.3.{host}", f"198.18.0.{self.octet + i}")
+                for i, host in enumerate(NVA_HOST_OCTETS[:self.size], start=1)]
 
     @property
     def backend_ip(self):
@@ -129,6 +216,12 @@ REGIONS = [
 ]
 
 
+def regions(nvas=None):
+    """The regions with a fixed size: `nvas` NVAs each (checked), or the lab's size now (lab_nvas()) when None."""
+    count = lab_nvas() if nvas is None else nvas
+    return [item.sized(count) for item in REGIONS]
+
+
 def ns(node):
     """Namespace of a lab node."""
     return f"{PREFIX}.{node}"
@@ -140,7 +233,9 @@ CLIENT_NS = ns("client")
 
 
 def region(name):
-    """A region by location (case-insensitive, spaces ignored: 'West Europe' works) or short name."""
+    """A region by location (case-insensitive, spaces ignored: 'West Europe' works) or short name; a Region is returned as is."""
+    if isinstance(name, Region):
+        return name
     key = name.replace(" ", "").lower()
     for item in REGIONS:
         if key in (item.name, item.short):

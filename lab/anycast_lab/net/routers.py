@@ -11,12 +11,8 @@ from ..hosts.topology import Topology
 from ..hosts.util import LabError, run
 from . import birdconf, plan
 
-DEFAULT_LAB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), ".cache", "lab")
-
-
-def lab_dir():
-    """The lab's state directory (topology, emulator, BIRD files): $ANYCAST_LAB_DIR or <repo>/.cache/lab."""
-    return os.path.abspath(os.environ.get("ANYCAST_LAB_DIR", DEFAULT_LAB_DIR))
+DEFAULT_LAB_DIR = plan.DEFAULT_LAB_DIR
+lab_dir = plan.lab_dir  # the lab's state directory: $ANYCAST_LAB_DIR or <repo>/.cache/lab
 
 
 def speaker_name(region, instance):

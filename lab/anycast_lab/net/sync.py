@@ -46,7 +46,8 @@ def apply(state_path, base=None, force=False, fabric_too=True):
     with open(os.path.join(base, "sync.lock"), "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         view = ArmView.load(state_path)
-        for region in plan.REGIONS:
+        # The size the lab in `base` was brought up with: its NICs are the fabric's ports.
+        for region in plan.regions(plan.lab_nvas(base)):
             hub = view.hub(region.resource_group, region.route_server)
             peers = view.bgp_peers(hub)
             b2b = bool(hub and (hub.get("properties") or {}).get("allowBranchToBranchTraffic"))

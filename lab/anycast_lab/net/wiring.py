@@ -19,8 +19,9 @@ def _rule(ns, pref, *selector_and_table):
     net.ip(ns, "rule", "add", "pref", str(pref), *selector_and_table)
 
 
-def apply():
-    for region in plan.REGIONS:
+def apply(nvas=None):
+    """Gateway ports and rules for a lab of `nvas` NVAs per region (None: the lab's size)."""
+    for region in plan.regions(nvas):
         for nic in region.nics:
             net.ip(region.fabric_ns, "addr", "replace", labspec.gateway(region, nic), "peer", f"{nic.ip}/32", "dev", nic.port)
         for instance in (0, 1):
