@@ -1,14 +1,28 @@
-"""Load the health checker (a script installed by the role, not a package) as a module."""
+"""Put the health checker's package (roles/healthcheck/files/anycast_healthcheck) on sys.path once.
 
-import importlib.util
+The tests import its modules normally (`from anycast_healthcheck.config import ...`) and run
+the daemon as the role does, through its launcher (`python3 LAUNCHER --config FILE run`).
+"""
+
 import pathlib
 import socket
+import sys
 import threading
 import time
 
 import pytest
 
-DAEMON = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'healthcheck' / 'files' / 'anycast_healthcheck.py'
+FILES = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'healthcheck' / 'files'
+DAEMON = FILES / 'anycast-healthcheck.py'  # the launcher the role installs beside the package
+
+if str(FILES) not in sys.path:
+    sys.path.insert(0, str(FILES))
+# The role copies the package directory as it is: no __pycache__ may appear in it. Importing
+# the command line imports every module of the package, so none is compiled to a file later.
+_DONT_WRITE_BYTECODE, sys.dont_write_bytecode = sys.dont_write_bytecode, True
+import anycast_healthcheck.cli  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
+from anycast_healthcheck.config import validate_prefix  # noqa: E402  pylint: disable=wrong-import-position
+sys.dont_write_bytecode = _DONT_WRITE_BYTECODE
 
 
 def serve_http(listener, answer=b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', delay=0.0, split=None, idle_timeout=None, record=None):
@@ -66,24 +80,15 @@ def stop_http(listener, record):
 
 @pytest.fixture(scope='session')
 def daemon_path():
-    """Path of the daemon script."""
+    """Path of the daemon's launcher (it runs the package beside it)."""
     return DAEMON
 
 
-@pytest.fixture(scope='session')
-def hc():
-    """The anycast_healthcheck module."""
-    spec = importlib.util.spec_from_file_location('anycast_healthcheck', DAEMON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def prefix_spec(hc):
+def prefix_spec():
     """A validated prefix with one TCP check and the daemon's defaults."""
     def make(**overrides):
         spec = {'prefix': '10.250.0.10/32', 'checks': [{'type': 'tcp', 'host': '10.11.1.4', 'port': 80}]}
         spec.update(overrides)
-        return hc.validate_prefix(spec, 'prefixes[0]')
+        return validate_prefix(spec, 'prefixes[0]')
     return make

@@ -14,6 +14,8 @@ from cryptography import x509  # noqa: E402  pylint: disable=wrong-import-positi
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402  pylint: disable=wrong-import-position
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402  pylint: disable=wrong-import-position
 from cryptography.x509.oid import NameOID  # noqa: E402  pylint: disable=wrong-import-position
+from anycast_healthcheck.config import validate_check  # noqa: E402  pylint: disable=wrong-import-position
+from anycast_healthcheck.probes import run_check  # noqa: E402  pylint: disable=wrong-import-position
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -58,45 +60,45 @@ def serve(tls=None):
     return server.server_address[1]
 
 
-def check(hc, spec, timeout=2.0):
-    return asyncio.run(hc.run_check(hc.validate_check(spec, 'check'), timeout))
+def check(spec, timeout=2.0):
+    return asyncio.run(run_check(validate_check(spec, 'check'), timeout))
 
 
-def test_http_status_and_body(hc):
+def test_http_status_and_body():
     port = serve()
-    assert check(hc, {'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_match': 'healthy'})['ok']
-    assert check(hc, {'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_regex': '^heal'})['ok']
-    result = check(hc, {'type': 'http', 'url': 'http://127.0.0.1:%d/other' % port})
+    assert check({'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_match': 'healthy'})['ok']
+    assert check({'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_regex': '^heal'})['ok']
+    result = check({'type': 'http', 'url': 'http://127.0.0.1:%d/other' % port})
     assert not result['ok'] and result['detail'] == 'status 503, expected [200]'
-    assert check(hc, {'type': 'http', 'url': 'http://127.0.0.1:%d/other' % port, 'expect_status': [200, 503]})['ok']
-    result = check(hc, {'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_match': 'ready'})
+    assert check({'type': 'http', 'url': 'http://127.0.0.1:%d/other' % port, 'expect_status': [200, 503]})['ok']
+    result = check({'type': 'http', 'url': 'http://127.0.0.1:%d/health' % port, 'body_match': 'ready'})
     assert not result['ok'] and 'does not contain' in result['detail']
 
 
-def test_https_verification(hc, tmp_path):
+def test_https_verification(tmp_path):
     cert, key = self_signed(tmp_path, 'app.internal')
     port = serve((cert, key))
     url = 'https://127.0.0.1:%d/health' % port
-    assert check(hc, {'type': 'http', 'url': url, 'ca_file': str(cert), 'server_name': 'app.internal', 'body_match': 'healthy'})['ok']
-    assert check(hc, {'type': 'http', 'url': url, 'tls_verify': False})['ok']
-    unknown_ca = check(hc, {'type': 'http', 'url': url})
+    assert check({'type': 'http', 'url': url, 'ca_file': str(cert), 'server_name': 'app.internal', 'body_match': 'healthy'})['ok']
+    assert check({'type': 'http', 'url': url, 'tls_verify': False})['ok']
+    unknown_ca = check({'type': 'http', 'url': url})
     assert not unknown_ca['ok'] and 'CERTIFICATE_VERIFY_FAILED' in unknown_ca['detail']
-    wrong_name = check(hc, {'type': 'http', 'url': url, 'ca_file': str(cert), 'server_name': 'other.internal'})
+    wrong_name = check({'type': 'http', 'url': url, 'ca_file': str(cert), 'server_name': 'other.internal'})
     assert not wrong_name['ok'] and 'CERTIFICATE_VERIFY_FAILED' in wrong_name['detail']
 
 
-def test_tcp_connect_and_refused(hc):
+def test_tcp_connect_and_refused():
     with socket.socket() as listener:
         listener.bind(('127.0.0.1', 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        assert check(hc, {'type': 'tcp', 'host': '127.0.0.1', 'port': port})['ok']
-    result = check(hc, {'type': 'tcp', 'host': '127.0.0.1', 'port': port})
+        assert check({'type': 'tcp', 'host': '127.0.0.1', 'port': port})['ok']
+    result = check({'type': 'tcp', 'host': '127.0.0.1', 'port': port})
     assert not result['ok'] and '[Errno 111]' in result['detail']  # connection refused
 
 
-def test_command_exit_status_and_timeout(hc):
-    assert check(hc, {'type': 'command', 'argv': ['/bin/true']})['ok']
-    assert check(hc, {'type': 'command', 'argv': ['/bin/sh', '-c', 'exit 3']})['detail'] == 'exit status 3'
-    slow = check(hc, {'type': 'command', 'argv': ['/bin/sleep', '5']}, timeout=0.2)
+def test_command_exit_status_and_timeout():
+    assert check({'type': 'command', 'argv': ['/bin/true']})['ok']
+    assert check({'type': 'command', 'argv': ['/bin/sh', '-c', 'exit 3']})['detail'] == 'exit status 3'
+    slow = check({'type': 'command', 'argv': ['/bin/sleep', '5']}, timeout=0.2)
     assert not slow['ok'] and slow['detail'] == 'timeout after 0.2s' and slow['seconds'] < 1.0

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from anycast_healthcheck.config import ConfigError, PREFIX_DEFAULTS, validate_config
+
 
 def config(**prefix_overrides):
     prefix = {'prefix': '10.250.0.10/32', 'checks': [{'type': 'http', 'url': 'http://10.11.1.4/health'}]}
@@ -13,10 +15,10 @@ def config(**prefix_overrides):
     return {'prefixes': [prefix]}
 
 
-def test_minimal_config_gets_the_defaults(hc):
-    result = hc.validate_config(config())
+def test_minimal_config_gets_the_defaults():
+    result = validate_config(config())
     prefix = result['prefixes'][0]
-    for key, value in hc.PREFIX_DEFAULTS.items():
+    for key, value in PREFIX_DEFAULTS.items():
         assert prefix[key] == value
     assert prefix['checks'][0]['expect_status'] == [200]
     assert prefix['checks'][0]['tls_verify'] is True
@@ -24,10 +26,10 @@ def test_minimal_config_gets_the_defaults(hc):
     assert result['state_file'] == '/run/anycast-nva/announce.conf'
 
 
-def test_validation_does_not_change_the_input(hc):
+def test_validation_does_not_change_the_input():
     raw = config()
     before = json.dumps(raw, sort_keys=True)
-    hc.validate_config(raw)
+    validate_config(raw)
     assert json.dumps(raw, sort_keys=True) == before
 
 
@@ -68,9 +70,9 @@ BAD = [
 
 
 @pytest.mark.parametrize('raw,message', BAD, ids=[m[:60] for _r, m in BAD])
-def test_bad_input_names_the_field(hc, raw, message):
-    with pytest.raises(hc.ConfigError) as err:
-        hc.validate_config(raw)
+def test_bad_input_names_the_field(raw, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw)
     assert str(err.value).startswith(message)
 
 
@@ -82,6 +84,16 @@ def test_check_config_accepts_a_good_file(tmp_path, daemon_path):
     path = tmp_path / 'config.json'
     path.write_text(json.dumps(config()))
     result = run_cli(daemon_path, 'check-config', str(path))
+    assert result.returncode == 0, result.stderr
+    assert 'configuration OK: 1 prefix' in result.stdout
+
+
+def test_the_launcher_runs_the_package_under_python_isolated_mode(tmp_path, daemon_path):
+    # As the unit runs it: python3 -I (no script directory, no cwd on sys.path), from elsewhere.
+    path = tmp_path / 'config.json'
+    path.write_text(json.dumps(config()))
+    result = subprocess.run([sys.executable, '-I', str(daemon_path), 'check-config', str(path)], cwd=str(tmp_path),
+                            capture_output=True, text=True, check=False, timeout=30)
     assert result.returncode == 0, result.stderr
     assert 'configuration OK: 1 prefix' in result.stdout
 
@@ -102,11 +114,11 @@ def test_check_config_rejects_invalid_json(tmp_path, daemon_path):
     assert 'not valid JSON' in result.stderr
 
 
-def test_role_defaults_equal_the_daemon_defaults(hc, daemon_path):
+def test_role_defaults_equal_the_daemon_defaults(daemon_path):
     yaml = pytest.importorskip('yaml')
     role = daemon_path.parents[1]
     defaults = yaml.safe_load((role / 'defaults' / 'main.yml').read_text())
     specs = yaml.safe_load((role / 'meta' / 'argument_specs.yml').read_text())['argument_specs']['main']['options']
-    for key, value in hc.PREFIX_DEFAULTS.items():
+    for key, value in PREFIX_DEFAULTS.items():
         assert defaults['healthcheck_' + key] == value, key
         assert specs['healthcheck_' + key]['default'] == value, key

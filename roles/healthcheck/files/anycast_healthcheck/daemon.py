@@ -1,0 +1,326 @@
+# Copyright: anycast.nva contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The daemon: runners, BIRD's state, the control socket and the metrics endpoint."""
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+from .announce import BirdError, atomic_write, bird_configure, read_text, render_state
+from .config import ConfigError, load_config, parse_listen
+from .engine import probe_engine
+from .metrics import Metrics
+from .scheduler import Runner, Ticker
+from .state import Health, Prefix, health_key, state_name
+from .util import log, sd_notify
+
+
+class Daemon:
+    """Owns the runners, writes BIRD's state, serves control and metrics."""
+
+    def __init__(self, config, config_path=None):
+        self.config = config
+        self.config_path = config_path
+        self.runners = {}   # health key -> Runner
+        self.prefixes = {}  # prefix -> Prefix
+        self.runner_of = {}  # prefix -> Runner
+        self.metrics = Metrics()
+        self.announced = {}  # prefix -> value last pushed
+        self.stopping = None
+        self.apply_lock = None
+        self.apply_pending = False
+        self.apply_failed = False
+        self.servers = {}
+        self.drain_timers = {}
+        self.ticker = Ticker()
+        self.engine = None
+
+    # -- decisions -------------------------------------------------------
+
+    def round_done(self, prefixes, results, flip):
+        """A runner's round is over: count its results for each of its prefixes, re-evaluate them on a flip."""
+        for prefix in prefixes:
+            self.metrics.observe(prefix, results)
+            if flip:
+                self.evaluate(prefix, flip, results)
+
+    def evaluate(self, prefix, reason, results=None):
+        """Recompute a prefix's value; on change log one line, count it and push it to BIRD."""
+        state = self.prefixes.get(prefix)
+        new = state.value(time.time()) if state and not self.stopping.is_set() else 0
+        old = self.announced.get(prefix, 0)
+        if state:
+            self.announced[prefix] = new
+        else:
+            self.announced.pop(prefix, None)
+        self._arm_drain_timer(prefix)
+        if new == old:
+            return
+        self.metrics.changed(prefix, time.time())
+        if results is None:
+            results = self.runner_of[prefix].last_results if prefix in self.runner_of else []
+        log('state_change', prefix=prefix, old=state_name(old), new=state_name(new), value=new, reason=reason, checks=results)
+        if not self.stopping.is_set():
+            self.request_apply()
+
+    def _arm_drain_timer(self, prefix):
+        timer = self.drain_timers.pop(prefix, None)
+        if timer:
+            timer.cancel()
+        state = self.prefixes.get(prefix)
+        deadline = state.drain_deadline() if state else None
+        if deadline is not None and self.announced.get(prefix):
+            delay = max(0.0, deadline - time.time())
+            self.drain_timers[prefix] = asyncio.get_running_loop().call_later(delay, self.evaluate, prefix, 'drain-timeout')
+
+    # -- BIRD --------------------------------------------------------------
+
+    def request_apply(self):
+        """Write the state file and reconfigure BIRD now; changes arriving meanwhile coalesce."""
+        self.apply_pending = True
+        if not self.apply_lock.locked():
+            asyncio.ensure_future(self._apply_loop())
+
+    async def _apply_loop(self):
+        async with self.apply_lock:
+            while self.apply_pending:
+                self.apply_pending = False
+                await self.apply_once(dict(self.announced))
+
+    async def apply_once(self, values):
+        """Write the given values and reconfigure BIRD; log (not raise) failures."""
+        start = time.monotonic()
+        try:
+            text = render_state(read_text(self.config['withdrawn_file']), values)
+            atomic_write(self.config['state_file'], text)
+            reply = await bird_configure(self.config['bird_socket'])
+            self.metrics.configure_total['ok'] += 1
+            if self.apply_failed:
+                log('bird_configure_recovered', reply=reply)
+            self.apply_failed = False
+        except (OSError, BirdError) as exc:
+            self.metrics.configure_total['error'] += 1
+            if not self.apply_failed:
+                log('bird_configure_failed', error=str(exc))
+            self.apply_failed = True
+        self.metrics.configure_seconds = round(time.monotonic() - start, 6)
+        self.write_textfile()
+
+    async def _retry_apply(self):
+        # BIRD down or starting: keep pushing our state until it takes it.
+        while True:
+            await asyncio.sleep(1.0)
+            if self.apply_failed:
+                self.request_apply()
+
+    # -- drain -------------------------------------------------------------
+
+    def load_drains(self):
+        """Restore the drain switch from disk (maintenance survives a restart)."""
+        try:
+            drains = json.loads(read_text(self.config['drain_file']) or '{}')
+        except ValueError:
+            log('drain_file_unreadable', path=self.config['drain_file'])
+            drains = {}
+        for prefix, since in drains.items():
+            if prefix in self.prefixes and isinstance(since, (int, float)):
+                self.prefixes[prefix].drained_at = since
+
+    def save_drains(self):
+        """Persist the drain switch."""
+        drains = {p: s.drained_at for p, s in self.prefixes.items() if s.drained_at is not None}
+        atomic_write(self.config['drain_file'], json.dumps(drains, indent=1) + '\n', mode=0o644)
+
+    def set_drain(self, prefix, drained):
+        """Drain or undrain one prefix (or all when prefix is None); return the prefixes affected."""
+        if prefix is not None and prefix not in self.prefixes:
+            raise ValueError('unknown prefix %s; configured: %s' % (prefix, ', '.join(self.prefixes) or 'none'))
+        targets = [prefix] if prefix else list(self.prefixes)
+        now = time.time()
+        for target in targets:
+            if drained:
+                self.prefixes[target].drain(now)
+            else:
+                self.prefixes[target].undrain()
+        self.save_drains()
+        for target in targets:
+            self.evaluate(target, 'drain' if drained else 'undrain')
+        return targets
+
+    def status(self):
+        """Everything a user wants to see, as JSON-able data."""
+        now = time.time()
+        return {p: {'state': state_name(s.value(now)), 'value': s.value(now), 'healthy': s.health.healthy,
+                    'drained': s.drained_at is not None, 'drain_withdraw_at': s.drain_deadline(),
+                    'checks': self.runner_of[p].last_results}
+                for p, s in self.prefixes.items()}
+
+    async def handle_control(self, reader, writer):
+        """One JSON request per connection: drain, undrain, status."""
+        try:
+            request = json.loads((await reader.readline()).decode('utf-8') or '{}')
+            command = request.get('command')
+            if command in ('drain', 'undrain'):
+                done = self.set_drain(request.get('prefix'), command == 'drain')
+                reply = {'ok': True, 'command': command, 'prefixes': done, 'status': self.status()}
+            elif command == 'status':
+                reply = {'ok': True, 'status': self.status()}
+            else:
+                reply = {'ok': False, 'error': 'unknown command %r' % command}
+        except (ValueError, OSError) as exc:
+            reply = {'ok': False, 'error': str(exc)}
+        writer.write((json.dumps(reply) + '\n').encode('utf-8'))
+        await writer.drain()
+        writer.close()
+
+    # -- metrics -----------------------------------------------------------
+
+    async def handle_metrics(self, reader, writer):
+        """Minimal HTTP/1.0 server for GET /metrics."""
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b'\r\n', b'\n', b''):
+                pass
+            parts = request.split()
+            if len(parts) >= 2 and parts[0] == b'GET' and parts[1] in (b'/metrics', b'/'):
+                body = self.metrics.render(self.prefixes, time.time()).encode('utf-8')
+                head = 'HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: %d\r\n\r\n' % len(body)
+            else:
+                body = b'not found\n'
+                head = 'HTTP/1.0 404 Not Found\r\nContent-Length: %d\r\n\r\n' % len(body)
+            writer.write(head.encode('ascii') + body)
+            await writer.drain()
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    def write_textfile(self):
+        """node_exporter textfile collector output (atomic)."""
+        path = self.config['metrics_textfile']
+        if path:
+            try:
+                atomic_write(path, self.metrics.render(self.prefixes, time.time()), mode=0o644)
+            except OSError as exc:
+                log('metrics_textfile_failed', path=path, error=str(exc))
+
+    async def _textfile_loop(self):
+        while True:
+            await asyncio.sleep(self.config['metrics_textfile_interval'])
+            self.write_textfile()
+
+    async def start_servers(self):
+        """(Re)start the control socket and the metrics endpoint when their settings change."""
+        wanted = {'control': self.config['control_socket'], 'metrics': self.config['metrics_listen']}
+        for kind, setting in wanted.items():
+            current = self.servers.get(kind)
+            if current and current[0] == setting:
+                continue
+            if current:
+                current[1].close()
+                del self.servers[kind]
+            if not setting:
+                continue
+            if kind == 'control':
+                if os.path.exists(setting):
+                    os.unlink(setting)  # stale socket of a killed predecessor
+                old_umask = os.umask(0o077)  # only root and our own user may drain
+                try:
+                    server = await asyncio.start_unix_server(self.handle_control, path=setting)
+                finally:
+                    os.umask(old_umask)
+            else:
+                host, port = parse_listen(setting)
+                server = await asyncio.start_server(self.handle_metrics, host, port)
+            self.servers[kind] = (setting, server)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def install(self, config):
+        """Create, keep or update runners and prefixes to match a (new) configuration.
+
+        A prefix keeps its drain switch; a group whose checks and timing did not change
+        keeps its runner, counters and health; a changed one starts new counters but
+        keeps the prefix's health (no needless withdraw on a reload).
+        """
+        old_runners, old_prefixes, old_runner_of = self.runners, self.prefixes, self.runner_of
+        self.runners, self.prefixes, self.runner_of = {}, {}, {}
+        started = []
+        for spec in config['prefixes']:
+            prefix, key = spec['prefix'], health_key(spec)
+            runner = self.runners.get(key) or old_runners.pop(key, None)
+            if runner is None:
+                previous = old_runner_of.get(prefix)
+                health = Health(spec, previous.health if previous else None)
+                runner = Runner(spec, health, self.ticker, self.engine, self.round_done)
+                started.append(runner)
+            if key not in self.runners:
+                runner.prefixes = []
+                self.runners[key] = runner
+            runner.prefixes.append(prefix)
+            self.runner_of[prefix] = runner
+            state = Prefix(spec, runner.health)
+            if prefix in old_prefixes:
+                state.drained_at = old_prefixes[prefix].drained_at
+            self.prefixes[prefix] = state
+        for runner in old_runners.values():
+            runner.stop()
+        return started
+
+    def reload(self):
+        """SIGHUP: re-read the configuration; keep the state of unchanged prefixes."""
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            log('reload_failed', error=str(exc))
+            return
+        removed = [p for p in self.prefixes if p not in {s['prefix'] for s in config['prefixes']}]
+        self.config = config
+        for runner in self.install(config):
+            runner.start()
+        for prefix in removed + list(self.prefixes):
+            self.evaluate(prefix, 'removed' if prefix in removed else 'reload')
+        asyncio.ensure_future(self.start_servers())
+        log('reloaded', prefixes=list(self.prefixes), removed=removed)
+
+    async def run(self):
+        """Main: fail closed, serve, probe, until SIGTERM/SIGINT; then withdraw everything."""
+        loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        self.apply_lock = asyncio.Lock()
+        self.engine = probe_engine()
+        self.install(self.config)
+        self.load_drains()
+        # Fail closed: whatever the file said before, nothing is announced until `rise`.
+        await self.apply_once({p: 0 for p in self.prefixes})
+        await self.start_servers()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        background = [asyncio.ensure_future(self._retry_apply()), asyncio.ensure_future(self._textfile_loop())]
+        watchdog_usec = int(os.environ.get('WATCHDOG_USEC', '0') or 0)
+        if watchdog_usec:
+            background.append(asyncio.ensure_future(self._watchdog(watchdog_usec / 1e6 / 3)))
+        for runner in self.runners.values():
+            runner.start()
+        log('started', prefixes=list(self.prefixes), groups=len(self.runners),
+            drained=[p for p, s in self.prefixes.items() if s.drained_at is not None])
+        sd_notify('READY=1')
+        await self.stopping.wait()
+        sd_notify('STOPPING=1')
+        for task in background:
+            task.cancel()
+        for runner in self.runners.values():
+            runner.stop()
+        for prefix in self.prefixes:
+            self.evaluate(prefix, 'stop')
+        await self.apply_once({p: 0 for p in self.prefixes})
+        log('stopped')
+
+    async def _watchdog(self, period):
+        # A stuck loop stops these pings: systemd then kills us and ExecStopPost withdraws.
+        while True:
+            sd_notify('WATCHDOG=1')
+            await asyncio.sleep(period)

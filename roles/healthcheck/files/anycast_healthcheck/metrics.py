@@ -1,0 +1,66 @@
+# Copyright: anycast.nva contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Counters and gauges in the Prometheus text format."""
+
+from .state import state_name
+
+
+def _labels(**labels):
+    inner = ','.join('%s="%s"' % (k, str(v).replace('\\', r'\\').replace('"', r'\"')) for k, v in labels.items())
+    return '{%s}' % inner
+
+
+class Metrics:
+    """Counters and gauges, rendered in the Prometheus text format."""
+
+    def __init__(self):
+        self.transitions = {}
+        self.last_change = {}
+        self.check_seconds = {}
+        self.check_total = {}
+        self.configure_total = {'ok': 0, 'error': 0}
+        self.configure_seconds = 0.0
+
+    def observe(self, prefix, results):
+        """Record the results of one probe round."""
+        for res in results:
+            self.check_seconds[(prefix, res['name'])] = res['seconds']
+            key = (prefix, res['name'], 'ok' if res['ok'] else 'fail')
+            self.check_total[key] = self.check_total.get(key, 0) + 1
+
+    def changed(self, prefix, now):
+        """Record a state change of a prefix."""
+        self.transitions[prefix] = self.transitions.get(prefix, 0) + 1
+        self.last_change[prefix] = now
+
+    def render(self, machines, now):
+        """The whole exposition text."""
+        out = []
+
+        def family(name, kind, help_text, samples):
+            out.append('# HELP anycast_healthcheck_%s %s' % (name, help_text))
+            out.append('# TYPE anycast_healthcheck_%s %s' % (name, kind))
+            out.extend('anycast_healthcheck_%s%s %s' % (name, labels, value) for labels, value in samples)
+
+        family('announce_value', 'gauge', 'Value written for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times.',
+               [(_labels(prefix=p), m.value(now)) for p, m in machines.items()])
+        family('prefix_state', 'gauge', 'Current state of the prefix (1 for the current state).',
+               [(_labels(prefix=p, state=s), int(state_name(m.value(now)) == s))
+                for p, m in machines.items() for s in ('withdrawn', 'announced', 'prepended')])
+        family('healthy', 'gauge', 'Health after rise/fall hysteresis (1 healthy).',
+               [(_labels(prefix=p), int(m.health.healthy)) for p, m in machines.items()])
+        family('drained', 'gauge', 'Drain switch of the prefix (1 drained).',
+               [(_labels(prefix=p), int(m.drained_at is not None)) for p, m in machines.items()])
+        family('transitions_total', 'counter', 'State changes since the daemon started.',
+               [(_labels(prefix=p), self.transitions.get(p, 0)) for p in machines])
+        family('last_change_timestamp_seconds', 'gauge', 'Unix time of the last state change (0: none yet).',
+               [(_labels(prefix=p), self.last_change.get(p, 0)) for p in machines])
+        family('check_duration_seconds', 'gauge', 'Duration of the last run of each check.',
+               [(_labels(prefix=p, check=c), v) for (p, c), v in sorted(self.check_seconds.items()) if p in machines])
+        family('checks_total', 'counter', 'Check runs by result.',
+               [(_labels(prefix=p, check=c, result=r), v) for (p, c, r), v in sorted(self.check_total.items()) if p in machines])
+        family('bird_configure_total', 'counter', 'BIRD reconfigurations by result.',
+               [(_labels(result=r), v) for r, v in sorted(self.configure_total.items())])
+        family('bird_configure_duration_seconds', 'gauge', 'Duration of the last BIRD reconfiguration.',
+               [('', self.configure_seconds)])
+        return '\n'.join(out) + '\n'
