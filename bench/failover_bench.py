@@ -265,7 +265,8 @@ def our_settings(topo, region):
     nva = ahc_anchor.Nva(topo, region.nvas[0][0])
     config = json.loads(nva.sh("cat /etc/anycast-healthcheck/config.json"))
     spec = config["prefixes"][0]
-    daemon = nva.sh("sha256sum /usr/local/lib/anycast-healthcheck/anycast_healthcheck.py").split()[0]
+    # The daemon's code: its launcher and every module of its package, in a fixed order.
+    daemon = nva.sh("cd /usr/local/lib/anycast-healthcheck && cat anycast-healthcheck.py $(ls anycast_healthcheck/*.py | sort) | sha256sum").split()[0]
     return {key: spec[key] for key in ("interval", "fast_interval", "timeout", "rise", "fall")} | {"checks": spec["checks"], "daemon_sha256": daemon}
 
 

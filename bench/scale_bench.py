@@ -15,10 +15,15 @@ measures against two Route Server-like BIRD speakers:
     python bench/scale_bench.py [--seconds 90] [--reps 7] [--daemon-file FILE] [--keep]
 
 --daemon-file runs another version of the daemon on the same deployment (for a before/after
-comparison, e.g. `git show HEAD~1:roles/healthcheck/files/anycast_healthcheck.py > /tmp/old.py`).
+comparison): a directory is a version of the package (e.g. `git archive HEAD~1
+roles/healthcheck/files/anycast_healthcheck | tar -x -C /tmp/old`, then
+--daemon-file /tmp/old/roles/healthcheck/files/anycast_healthcheck), which replaces the installed
+one; a file is a single-file daemon of the versions before the package (e.g. `git show
+REV:roles/healthcheck/files/anycast_healthcheck.py > /tmp/old.py`), which runs in place of the launcher.
 """
 # pylint: disable=too-many-locals,too-many-statements
 import argparse
+import io
 import json
 import os
 import re
@@ -27,6 +32,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -43,7 +49,8 @@ ANYCAST = [f"10.250.1.{i + 10}/32" for i in range(N)]
 BACKENDS = [(f"10.11.1.{i + 10}", 8000 + i) for i in range(N)]
 NVA_ASN = 65001
 TARGETS = {"cpu_percent": 1.0, "rss_mb": 25.0, "decision_to_update_s": 0.2}
-DAEMON = "/usr/local/lib/anycast-healthcheck/anycast_healthcheck.py"
+DAEMON = "/usr/local/lib/anycast-healthcheck/anycast-healthcheck.py"  # the launcher the unit runs
+PACKAGE = "/usr/local/lib/anycast-healthcheck/anycast_healthcheck"  # what it imports
 UNIT = "anycast-healthcheck.service"
 
 
@@ -322,6 +329,22 @@ def measure_cpu(topo, seconds):
             "rss_mb": round(mem["VmRSS"], 2), "hwm_mb": round(mem["VmHWM"], 2)}
 
 
+def install_daemon(topo, path):
+    """Run another version of the daemon: a package directory replaces the installed package, a
+    single file (the daemon before it became a package) replaces the launcher."""
+    if os.path.isdir(path):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in sorted(os.listdir(path)):
+                if name.endswith(".py"):
+                    tar.add(os.path.join(path, name), arcname=name)
+        ssh(topo, f"rm -rf {PACKAGE} && mkdir -p {PACKAGE} && tar -xf - -C {PACKAGE} --no-same-owner && "
+                  f"chmod 0644 {PACKAGE}/*.py && systemctl restart {UNIT}", stdin=buf.getvalue())
+    else:
+        with open(path, "rb") as handle:
+            ssh(topo, f"cat > {DAEMON} && systemctl restart {UNIT}", stdin=handle.read())
+
+
 def run(args):
     work = tempfile.mkdtemp(prefix="anb-scale.")
     os.chmod(work, 0o755)
@@ -334,8 +357,7 @@ def run(args):
         print(f"topology up in {time.monotonic() - started:.0f} s", flush=True)
         deploy(topo, work)
         if args.daemon_file:
-            with open(args.daemon_file, "rb") as handle:
-                ssh(topo, f"cat > {DAEMON} && systemctl restart {UNIT}", stdin=handle.read())
+            install_daemon(topo, args.daemon_file)
             print(f"running the daemon from {args.daemon_file}", flush=True)
         peers = {name: Peer(topo.bird_socket(name, "bird")) for name in ("rs0", "rs1")}
         wait(lambda: all(len(p.routes()) == N for p in peers.values()), args.learn_timeout, f"both peers to learn the {N} anycast routes")
@@ -420,7 +442,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=90, help="CPU measurement window (>= 60 for the figure of record)")
     parser.add_argument("--reps", type=int, default=7, help="withdrawals of the victim prefix")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds after every route is learnt before measuring")
-    parser.add_argument("--daemon-file", help="run this version of the daemon instead of the role's (before/after)")
+    parser.add_argument("--daemon-file", help="run this version of the daemon instead of the role's (before/after): "
+                        "a package directory, or a single-file daemon of earlier versions")
     parser.add_argument("--name", default="scale", help="results file name (bench/results/NAME.json)")
     parser.add_argument("--learn-timeout", type=float, default=90)
     parser.add_argument("--keep", action="store_true", help="leave the topology up (debugging)")
