@@ -22,11 +22,25 @@ PREFIX = '10.250.0.10/32'
 OTHER = '10.250.0.11/32'
 
 
-class FakeBird:
-    """Answers `configure` like BIRD's CLI and records when it was asked."""
+STATE_RE = re.compile(r'if p = (\S+) then return (\d+);')
 
-    def __init__(self, path):
+
+def parse_state(text):
+    """The live state file's anycast_state() as {prefix: value} (the prefixes it names)."""
+    return {prefix: int(number) for prefix, number in STATE_RE.findall(text)}
+
+
+class FakeBird:
+    """BIRD's CLI as the checker speaks it: `configure` loads the state file (or is refused, like a broken
+    bird.conf); `eval anycast_state(P)`, `show protocols`, `show route export`, `disable` and `enable` answer
+    from what was loaded. Records when it was reconfigured."""
+
+    def __init__(self, path, state_file):
+        self.state_file = state_file
         self.configures = []
+        self.loaded = {}
+        self.refuse = False
+        self.disabled = set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(16)
@@ -38,14 +52,40 @@ class FakeBird:
                 conn, _addr = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                try:
-                    conn.sendall(b'0001 BIRD 2.0.12 ready.\n')
-                    if conn.makefile('rb').readline().strip() == b'configure':
-                        self.configures.append(time.monotonic())
-                        conn.sendall(b'0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n')
-                except OSError:
-                    pass  # the daemon was killed mid-conversation (a test does that on purpose)
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn):
+        with conn:
+            try:
+                conn.sendall(b'0001 BIRD 2.0.12 ready.\n')
+                for line in conn.makefile('rb'):
+                    conn.sendall(self.answer(line.decode().strip()).encode())
+            except OSError:
+                pass  # the daemon was killed mid-conversation (a test does that on purpose)
+
+    def answer(self, command):
+        words = command.split()
+        if command == 'configure':
+            if self.refuse:
+                return '0002-Reading configuration from /etc/bird/bird.conf\n8002 /etc/bird/bird.conf:3:1 syntax error\n'
+            with open(self.state_file, encoding='utf-8') as handle:
+                self.loaded = parse_state(handle.read())
+            self.configures.append(time.monotonic())
+            return '0002-Reading configuration from /etc/bird/bird.conf\n0003 Reconfigured\n'
+        if command.startswith('eval anycast_state('):
+            return '0023 %d\n' % self.loaded.get(command[len('eval anycast_state('):-1], 0)
+        if command == 'show protocols':
+            rows = ['route_server_%d BGP ---  %s  12:00:00  %s' % (i, 'down' if 'route_server_%d' % i in self.disabled else 'up',
+                                                                    '' if 'route_server_%d' % i in self.disabled else 'Established')
+                    for i in (0, 1)]
+            return '2002-Name Proto Table State Since Info\n' + ''.join(' %s\n' % row for row in rows) + '0000 \n'
+        if words[:3] == ['show', 'route', 'export'] and words[3] not in self.disabled:
+            routes = ''.join(' %s blackhole [anycast 12:00:00] * (200)\n' % p for p, v in sorted(self.loaded.items()) if v)
+            return '1007-Table master4:\n' + routes + '0000 \n'
+        if words[:1] in (['disable'], ['enable']):
+            (self.disabled.add if words[0] == 'disable' else self.disabled.discard)(words[1])
+            return '0009-%s: %sd\n0000 \n' % (words[1], words[0])
+        return '9001 No valid tables\n'
 
 
 class Backend:
@@ -72,19 +112,20 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_daemon(tmp_path, daemon_path, checks, **timing):
-    """Run the daemon on a temporary configuration; return the test context."""
-    bird = FakeBird(str(tmp_path / 'bird.ctl'))
-    (tmp_path / 'withdrawn.conf').write_text('define ANYCAST_10_250_0_10 = 0;\ndefine ANYCAST_10_250_0_11 = 0;\n')
-    (tmp_path / 'announce.conf').write_text('define ANYCAST_10_250_0_10 = 1;\n')  # stale: must be withdrawn at start
+def start_daemon(tmp_path, daemon_path, checks, settings=None, **timing):
+    """Run the daemon on a temporary configuration (global `settings` override the test's); return the test context."""
+    bird = FakeBird(str(tmp_path / 'bird.ctl'), str(tmp_path / 'announce.conf'))
+    # Stale: must be withdrawn at start.
+    (tmp_path / 'announce.conf').write_text('function anycast_state(prefix p)\n{\n  if p = 10.250.0.10/32 then return 1;\n  return 0;\n}\n')
     metrics_port = free_port()
     config = {
         'bird_socket': str(tmp_path / 'bird.ctl'), 'state_file': str(tmp_path / 'announce.conf'),
-        'withdrawn_file': str(tmp_path / 'withdrawn.conf'), 'control_socket': str(tmp_path / 'control.sock'),
+        'failsafe_file': str(tmp_path / 'failsafe.json'), 'control_socket': str(tmp_path / 'control.sock'),
         'drain_file': str(tmp_path / 'drain.json'), 'metrics_listen': '127.0.0.1:%d' % metrics_port,
         'metrics_textfile': str(tmp_path / 'anycast_healthcheck.prom'),
         'prefixes': [dict(prefix=PREFIX, checks=checks, **timing)],
     }
+    config.update(settings or {})
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     log = open(tmp_path / 'daemon.log', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
@@ -103,20 +144,19 @@ def stop_daemon(ctx):
 
 
 @pytest.fixture
-def setup(tmp_path, daemon_path):
+def setup(tmp_path, daemon_path, request):
     backend = Backend()
     backend.start()
     timing = {'interval': 0.1, 'fast_interval': 0.02, 'timeout': 0.05, 'rise': 2, 'fall': 3, 'drain_withdraw_after': 0.6}
-    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}], **timing)
+    settings = getattr(request, 'param', None)
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}], settings, **timing)
     ctx['backend'] = backend
     yield ctx
     stop_daemon(ctx)
 
 
 def value(ctx, prefix=PREFIX):
-    name = 'ANYCAST_' + prefix.split('/')[0].replace('.', '_')
-    match = re.search(r'define %s = (\d+);' % name, (ctx['tmp'] / 'announce.conf').read_text())
-    return int(match.group(1)) if match else None
+    return parse_state((ctx['tmp'] / 'announce.conf').read_text()).get(prefix, 0)
 
 
 def wait_value(ctx, wanted, timeout=5.0, prefix=PREFIX):
@@ -351,3 +391,121 @@ def test_a_stopped_keepalive_server_is_withdrawn_without_waiting_for_the_interva
         assert changes(ctx)[-1]['reason'] == 'fall'
     finally:
         stop_daemon(ctx)
+
+
+def metrics_text(ctx):
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % ctx['metrics_port'], timeout=5) as resp:
+        return resp.read().decode()
+
+
+def announced(ctx):
+    """Wait until the daemon has announced PREFIX and BIRD has loaded it (the stale file says 1 before the start)."""
+    wait_value(ctx, 0, timeout=2)
+    wait_value(ctx, 1)
+    wait_for(lambda: ctx['bird'].loaded.get(PREFIX) == 1, 2, 'BIRD was not told')
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError('after %s s: %s' % (timeout, what))
+        time.sleep(0.01)
+    return time.monotonic()
+
+
+def test_a_hand_edited_state_is_repaired_within_the_reconcile_interval(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    # Someone withdraws by hand and tells BIRD: the checker alone writes the state, so it puts its own back.
+    (ctx['tmp'] / 'announce.conf').write_text('function anycast_state(prefix p)\n{\n  return 0;\n}\n')
+    edited = time.monotonic()
+    ctx['bird'].answer('configure')
+    assert ctx['bird'].loaded == {}
+    repaired = wait_for(lambda: ctx['bird'].loaded.get(PREFIX) == 1, 3, 'BIRD was not given the checker\'s state back')
+    assert repaired - edited <= 2.0, 'the reconcile interval is 1 s: repaired after %.2f s' % (repaired - edited)
+    assert value(ctx) == 1
+    assert '"reconcile_repair"' in (ctx['tmp'] / 'daemon.log').read_text()
+    assert 'anycast_healthcheck_reconcile_repairs_total 1' in metrics_text(ctx)
+    assert not [c for c in changes(ctx) if c['reason'] != 'rise'], 'a repair is not a decision: no state change is logged'
+
+
+def test_status_and_metrics_report_what_bird_exports(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    status = json.loads(cli(ctx, 'status').stdout)['status'][PREFIX]
+    assert (status['state'], status['bird_value'], status['exported'], status['exported_to']) == \
+        ('announced', 1, True, ['route_server_0', 'route_server_1'])
+    # Both sessions down (the checker cannot repair that): it still decides "announced", BIRD exports nothing.
+    ctx['bird'].disabled.update({'route_server_0', 'route_server_1'})
+    status = json.loads(cli(ctx, 'status').stdout)['status'][PREFIX]
+    assert (status['state'], status['bird_value'], status['exported']) == ('announced', 1, False)
+    wait_for(lambda: 'anycast_healthcheck_bird_exported{prefix="%s"} 0' % PREFIX in metrics_text(ctx), 3, 'metrics do not show BIRD\'s view')
+    text = metrics_text(ctx)
+    assert 'anycast_healthcheck_bird_session_established{session="route_server_0"} 0' in text
+    assert 'anycast_healthcheck_announce_value{prefix="%s"} 1' % PREFIX in text
+
+
+@pytest.mark.parametrize('setup', [{'withdraw_deadline': 1}], indirect=True)
+def test_a_withdraw_bird_refuses_ends_in_disabled_sessions_then_recovers(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    ctx['bird'].refuse = True  # bird.conf broken by hand: every configure is refused, BIRD keeps announcing
+    ctx['backend'].stop()
+    failed = time.monotonic()
+    disabled = wait_for(lambda: ctx['bird'].disabled == {'route_server_0', 'route_server_1'}, 5, 'the last resort was not taken')
+    assert disabled - failed <= 1 + 1 + 1.0, 'withdraw_deadline 1 s + a reconcile interval: took %.2f s' % (disabled - failed)
+    assert ctx['bird'].loaded.get(PREFIX) == 1, 'BIRD still holds the old state: only the sessions stop the announcement'
+    record = json.loads((ctx['tmp'] / 'failsafe.json').read_text())
+    assert record['counts'] == {'disable_sessions': 1} and record['disabled'] == ['route_server_0', 'route_server_1']
+    assert 'anycast_healthcheck_last_resort_total{action="disable_sessions"} 1' in metrics_text(ctx)
+    assert '"last_resort"' in (ctx['tmp'] / 'daemon.log').read_text()
+    # bird.conf repaired: the withdraw goes through, then the sessions come back.
+    ctx['bird'].refuse = False
+    wait_for(lambda: not ctx['bird'].disabled, 5, 'the sessions stayed disabled after BIRD obeyed again')
+    assert ctx['bird'].loaded.get(PREFIX, 0) == 0
+    assert json.loads((ctx['tmp'] / 'failsafe.json').read_text())['disabled'] == []
+
+
+def test_failsafe_disables_the_sessions_when_bird_kept_announcing(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    ctx['proc'].send_signal(signal.SIGKILL)
+    ctx['proc'].wait(timeout=5)
+    ctx['bird'].refuse = True
+    assert cli(ctx, 'withdraw-all').returncode == 0
+    assert ctx['bird'].loaded.get(PREFIX) == 1, 'BIRD refused the withdraw'
+    result = cli(ctx, 'failsafe')
+    assert result.returncode == 0 and 'last resort' in result.stderr, result.stderr
+    assert ctx['bird'].disabled == {'route_server_0', 'route_server_1'}
+    # A clean stop leaves nothing for the failsafe to do.
+    ctx['bird'].refuse, ctx['bird'].disabled = False, set()
+    assert cli(ctx, 'withdraw-all').returncode == 0 and cli(ctx, 'failsafe').stderr == ''
+    assert not ctx['bird'].disabled
+
+
+def test_drain_with_its_own_withdraw_delay(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    drained = time.monotonic()
+    assert cli(ctx, 'drain', '--withdraw-after', '0.2').returncode == 0
+    wait_value(ctx, 4, timeout=0.5)
+    withdrawn = wait_value(ctx, 0, timeout=2)
+    assert withdrawn - drained < 0.6, 'withdrawn %.2f s after a drain with --withdraw-after 0.2' % (withdrawn - drained)
+    assert json.loads((ctx['tmp'] / 'drain.json').read_text())[PREFIX]['withdraw_after'] == 0.2
+    assert cli(ctx, 'drain', '--withdraw-after', '-1').returncode == 1
+    assert cli(ctx, 'undrain').returncode == 0
+    wait_value(ctx, 1, timeout=1)
+
+
+def test_a_malformed_control_request_gets_an_error_reply(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    for request in (b'[1, 2]\n', b'"drain"\n', b'{not json\n'):
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(ctx['config']['control_socket'])
+            sock.sendall(request)
+            reply = json.loads(sock.makefile().readline())
+        assert reply['ok'] is False and reply['error'], reply
+    assert ctx['proc'].poll() is None and value(ctx) == 1

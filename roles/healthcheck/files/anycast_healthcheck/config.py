@@ -22,12 +22,16 @@ PREFIX_DEFAULTS = {
 GLOBAL_DEFAULTS = {
     'bird_socket': '/run/bird/bird.ctl',
     'state_file': '/run/anycast-nva/announce.conf',
-    'withdrawn_file': '/etc/anycast-nva/announce.withdrawn.conf',
+    'failsafe_file': '/var/lib/anycast-healthcheck/failsafe.json',
     'control_socket': '/run/anycast-healthcheck/control.sock',
     'drain_file': '/var/lib/anycast-healthcheck/drain.json',
     'metrics_listen': '127.0.0.1:9469',
     'metrics_textfile': '',
     'metrics_textfile_interval': 10.0,
+    # Read BIRD back and repair any difference this often; the bound is 2 s.
+    'reconcile_interval': 1.0,
+    # A withdraw BIRD has not applied after this long triggers the last resort.
+    'withdraw_deadline': 5.0,
 }
 CHECK_KEYS = {
     'tcp': {'type', 'name', 'host', 'port'},
@@ -196,12 +200,14 @@ def validate_config(raw):
     _unknown_keys(config, set(GLOBAL_DEFAULTS) | {'prefixes'}, 'config')
     for key, value in GLOBAL_DEFAULTS.items():
         config.setdefault(key, value)
-    for key in ('bird_socket', 'state_file', 'withdrawn_file', 'control_socket', 'drain_file'):
+    for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'drain_file'):
         if not isinstance(config[key], str) or not config[key].startswith('/'):
             _fail(key, 'must be an absolute path', config[key])
     if not isinstance(config['metrics_textfile'], str) or (config['metrics_textfile'] and not config['metrics_textfile'].startswith('/')):
         _fail('metrics_textfile', 'must be an absolute path or empty (off)', config['metrics_textfile'])
     _number(config, 'metrics_textfile_interval', 'config', 1, 3600)
+    _number(config, 'reconcile_interval', 'config', 0.1, 2)
+    _number(config, 'withdraw_deadline', 'config', 1, 60)
     if config['metrics_listen']:
         parse_listen(config['metrics_listen'])
     prefixes = config.get('prefixes')
@@ -237,7 +243,7 @@ def fallback_paths(path):
             raw = json.load(handle)
     except (OSError, ValueError):
         return config
-    for key in ('bird_socket', 'state_file', 'withdrawn_file'):
+    for key in ('bird_socket', 'state_file', 'failsafe_file'):
         if isinstance(raw, dict) and isinstance(raw.get(key), str) and raw[key].startswith('/'):
             config[key] = raw[key]
     return config

@@ -8,7 +8,8 @@ import os
 import signal
 import time
 
-from .announce import BirdError, atomic_write, bird_configure, read_text, render_state
+from .announce import atomic_write, read_text
+from .announcer import Announcer
 from .config import ConfigError, load_config, parse_listen
 from .engine import probe_engine
 from .metrics import Metrics
@@ -29,9 +30,8 @@ class Daemon:
         self.metrics = Metrics()
         self.announced = {}  # prefix -> value last pushed
         self.stopping = None
-        self.apply_lock = None
-        self.apply_pending = False
-        self.apply_failed = False
+        self.exit_code = 0
+        self.announcer = None
         self.servers = {}
         self.drain_timers = {}
         self.ticker = Ticker()
@@ -63,7 +63,7 @@ class Daemon:
             results = self.runner_of[prefix].last_results if prefix in self.runner_of else []
         log('state_change', prefix=prefix, old=state_name(old), new=state_name(new), value=new, reason=reason, checks=results)
         if not self.stopping.is_set():
-            self.request_apply()
+            self.announcer.push(self.announced)
 
     def _arm_drain_timer(self, prefix):
         timer = self.drain_timers.pop(prefix, None)
@@ -75,45 +75,10 @@ class Daemon:
             delay = max(0.0, deadline - time.time())
             self.drain_timers[prefix] = asyncio.get_running_loop().call_later(delay, self.evaluate, prefix, 'drain-timeout')
 
-    # -- BIRD --------------------------------------------------------------
-
-    def request_apply(self):
-        """Write the state file and reconfigure BIRD now; changes arriving meanwhile coalesce."""
-        self.apply_pending = True
-        if not self.apply_lock.locked():
-            asyncio.ensure_future(self._apply_loop())
-
-    async def _apply_loop(self):
-        async with self.apply_lock:
-            while self.apply_pending:
-                self.apply_pending = False
-                await self.apply_once(dict(self.announced))
-
-    async def apply_once(self, values):
-        """Write the given values and reconfigure BIRD; log (not raise) failures."""
-        start = time.monotonic()
-        try:
-            text = render_state(read_text(self.config['withdrawn_file']), values)
-            atomic_write(self.config['state_file'], text)
-            reply = await bird_configure(self.config['bird_socket'])
-            self.metrics.configure_total['ok'] += 1
-            if self.apply_failed:
-                log('bird_configure_recovered', reply=reply)
-            self.apply_failed = False
-        except (OSError, BirdError) as exc:
-            self.metrics.configure_total['error'] += 1
-            if not self.apply_failed:
-                log('bird_configure_failed', error=str(exc))
-            self.apply_failed = True
-        self.metrics.configure_seconds = round(time.monotonic() - start, 6)
-        self.write_textfile()
-
-    async def _retry_apply(self):
-        # BIRD down or starting: keep pushing our state until it takes it.
-        while True:
-            await asyncio.sleep(1.0)
-            if self.apply_failed:
-                self.request_apply()
+    def request_stop(self, code=0):
+        """End the daemon (withdrawing everything on the way out) with this exit code."""
+        self.exit_code = code
+        self.stopping.set()
 
     # -- drain -------------------------------------------------------------
 
@@ -124,24 +89,34 @@ class Daemon:
         except ValueError:
             log('drain_file_unreadable', path=self.config['drain_file'])
             drains = {}
-        for prefix, since in drains.items():
-            if prefix in self.prefixes and isinstance(since, (int, float)):
-                self.prefixes[prefix].drained_at = since
+        for prefix, drain in drains.items() if isinstance(drains, dict) else ():
+            if isinstance(drain, (int, float)):  # an older release's format: the start time alone
+                drain = {'since': drain}
+            if prefix in self.prefixes and isinstance(drain, dict) and isinstance(drain.get('since'), (int, float)):
+                after = drain.get('withdraw_after')
+                self.prefixes[prefix].drain(drain['since'], after if isinstance(after, (int, float)) else None)
 
     def save_drains(self):
         """Persist the drain switch."""
-        drains = {p: s.drained_at for p, s in self.prefixes.items() if s.drained_at is not None}
+        drains = {p: {'since': s.drained_at, 'withdraw_after': s.drain_after}
+                  for p, s in self.prefixes.items() if s.drained_at is not None}
         atomic_write(self.config['drain_file'], json.dumps(drains, indent=1) + '\n', mode=0o644)
 
-    def set_drain(self, prefix, drained):
-        """Drain or undrain one prefix (or all when prefix is None); return the prefixes affected."""
+    def set_drain(self, prefix, drained, withdraw_after=None):
+        """Drain or undrain one prefix (or all when prefix is None); return the prefixes affected.
+
+        `withdraw_after` (seconds) replaces the prefixes' drain_withdraw_after for this drain.
+        """
         if prefix is not None and prefix not in self.prefixes:
             raise ValueError('unknown prefix %s; configured: %s' % (prefix, ', '.join(self.prefixes) or 'none'))
+        if withdraw_after is not None and (isinstance(withdraw_after, bool) or not isinstance(withdraw_after, (int, float))
+                                           or not 0 <= withdraw_after <= 86400):
+            raise ValueError('withdraw_after must be a number of seconds from 0 to 86400, got %r' % (withdraw_after,))
         targets = [prefix] if prefix else list(self.prefixes)
         now = time.time()
         for target in targets:
             if drained:
-                self.prefixes[target].drain(now)
+                self.prefixes[target].drain(now, withdraw_after)
             else:
                 self.prefixes[target].undrain()
         self.save_drains()
@@ -150,22 +125,27 @@ class Daemon:
         return targets
 
     def status(self):
-        """Everything a user wants to see, as JSON-able data."""
+        """Everything a user wants to see, as JSON-able data: the checker's decision and what BIRD does."""
         now = time.time()
+        view = self.announcer.view or {'values': {}, 'exported': {}}
         return {p: {'state': state_name(s.value(now)), 'value': s.value(now), 'healthy': s.health.healthy,
                     'drained': s.drained_at is not None, 'drain_withdraw_at': s.drain_deadline(),
-                    'checks': self.runner_of[p].last_results}
+                    'bird_value': view['values'].get(p), 'exported': bool(view['exported'].get(p)),
+                    'exported_to': view['exported'].get(p, []), 'checks': self.runner_of[p].last_results}
                 for p, s in self.prefixes.items()}
 
     async def handle_control(self, reader, writer):
         """One JSON request per connection: drain, undrain, status."""
         try:
             request = json.loads((await reader.readline()).decode('utf-8') or '{}')
+            if not isinstance(request, dict):
+                raise ValueError('a request is a JSON object, got %s' % type(request).__name__)
             command = request.get('command')
             if command in ('drain', 'undrain'):
-                done = self.set_drain(request.get('prefix'), command == 'drain')
+                done = self.set_drain(request.get('prefix'), command == 'drain', request.get('withdraw_after'))
                 reply = {'ok': True, 'command': command, 'prefixes': done, 'status': self.status()}
             elif command == 'status':
+                await self.announcer.read_view()  # what BIRD does now, not a second ago
                 reply = {'ok': True, 'status': self.status()}
             else:
                 reply = {'ok': False, 'error': 'unknown command %r' % command}
@@ -263,7 +243,7 @@ class Daemon:
             self.runner_of[prefix] = runner
             state = Prefix(spec, runner.health)
             if prefix in old_prefixes:
-                state.drained_at = old_prefixes[prefix].drained_at
+                state.drained_at, state.drain_after = old_prefixes[prefix].drained_at, old_prefixes[prefix].drain_after
             self.prefixes[prefix] = state
         for runner in old_runners.values():
             runner.stop()
@@ -277,7 +257,7 @@ class Daemon:
             log('reload_failed', error=str(exc))
             return
         removed = [p for p in self.prefixes if p not in {s['prefix'] for s in config['prefixes']}]
-        self.config = config
+        self.config = self.announcer.config = config
         for runner in self.install(config):
             runner.start()
         for prefix in removed + list(self.prefixes):
@@ -289,17 +269,19 @@ class Daemon:
         """Main: fail closed, serve, probe, until SIGTERM/SIGINT; then withdraw everything."""
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        self.apply_lock = asyncio.Lock()
+        self.announcer = Announcer(self.config, self.metrics, self.request_stop, self.write_textfile)
+        self.metrics.failsafe_file = self.config['failsafe_file']
         self.engine = probe_engine()
         self.install(self.config)
         self.load_drains()
         # Fail closed: whatever the file said before, nothing is announced until `rise`.
-        await self.apply_once({p: 0 for p in self.prefixes})
+        self.announcer.wanted = {p: 0 for p in self.prefixes}
+        await self.announcer.apply(self.announcer.wanted)
         await self.start_servers()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        background = [asyncio.ensure_future(self._retry_apply()), asyncio.ensure_future(self._textfile_loop())]
+        background = [asyncio.ensure_future(self.announcer.reconcile_loop()), asyncio.ensure_future(self._textfile_loop())]
         watchdog_usec = int(os.environ.get('WATCHDOG_USEC', '0') or 0)
         if watchdog_usec:
             background.append(asyncio.ensure_future(self._watchdog(watchdog_usec / 1e6 / 3)))
@@ -316,8 +298,9 @@ class Daemon:
             runner.stop()
         for prefix in self.prefixes:
             self.evaluate(prefix, 'stop')
-        await self.apply_once({p: 0 for p in self.prefixes})
-        log('stopped')
+        await self.announcer.apply({p: 0 for p in self.prefixes})
+        log('stopped', exit_code=self.exit_code)
+        return self.exit_code
 
     async def _watchdog(self, period):
         # A stuck loop stops these pings: systemd then kills us and ExecStopPost withdraws.

@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Counters and gauges in the Prometheus text format."""
 
+from .announcer import read_failsafe
 from .state import state_name
 
 
@@ -20,6 +21,9 @@ class Metrics:
         self.check_total = {}
         self.configure_total = {'ok': 0, 'error': 0}
         self.configure_seconds = 0.0
+        self.bird_view = None        # what BIRD does, as the announcer last read it
+        self.reconcile_repairs = 0
+        self.failsafe_file = None    # the last-resort record (counts survive restarts)
 
     def observe(self, prefix, results):
         """Record the results of one probe round."""
@@ -63,4 +67,18 @@ class Metrics:
                [(_labels(result=r), v) for r, v in sorted(self.configure_total.items())])
         family('bird_configure_duration_seconds', 'gauge', 'Duration of the last BIRD reconfiguration.',
                [('', self.configure_seconds)])
+        view = self.bird_view or {'values': {}, 'exported': {}, 'sessions': {}}
+        family('bird_up', 'gauge', "BIRD's control socket answered the last read (1) or not (0).",
+               [('', int(self.bird_view is not None))])
+        family('bird_exported', 'gauge', 'BIRD exports the prefix to at least one Route Server session (1) or not (0).',
+               [(_labels(prefix=p), int(bool(view['exported'].get(p)))) for p in machines])
+        family('bird_announce_value', 'gauge', "The prefix's anycast_state() as BIRD evaluates it (absent: unknown).",
+               [(_labels(prefix=p), view['values'][p]) for p in machines if view['values'].get(p) is not None])
+        family('bird_session_established', 'gauge', 'BGP session to a Route Server instance Established (1) or not (0).',
+               [(_labels(session=name), int(up)) for name, up in sorted(view['sessions'].items())])
+        family('reconcile_repairs_total', 'counter', "Differences between the checker's decision and BIRD found and repaired.",
+               [('', self.reconcile_repairs)])
+        counts = read_failsafe(self.failsafe_file)['counts'] if self.failsafe_file else {}
+        family('last_resort_total', 'counter', 'Last resorts taken because BIRD did not apply a withdraw (all time).',
+               [(_labels(action=a), counts.get(a, 0)) for a in ('disable_sessions', 'stop_bird')])
         return '\n'.join(out) + '\n'

@@ -64,21 +64,25 @@ class Prefix:
         self.spec = spec
         self.health = health
         self.drained_at = None
+        self.drain_after = None  # this drain's own withdraw delay; None: the prefix's drain_withdraw_after
 
-    def drain(self, now):
-        """Start draining (a second drain keeps the first start time)."""
+    def drain(self, now, withdraw_after=None):
+        """Start draining (a second drain keeps the first start time; a given delay replaces the last one)."""
         if self.drained_at is None:
             self.drained_at = now
+        if withdraw_after is not None:
+            self.drain_after = withdraw_after
 
     def undrain(self):
         """Stop draining."""
         self.drained_at = None
+        self.drain_after = None
 
     def drain_deadline(self):
         """Wall-clock time at which a drained prefix is withdrawn, or None."""
         if self.drained_at is None:
             return None
-        return self.drained_at + self.spec['drain_withdraw_after']
+        return self.drained_at + (self.spec['drain_withdraw_after'] if self.drain_after is None else self.drain_after)
 
     def value(self, now):
         """Announce value for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times."""
