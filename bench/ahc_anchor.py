@@ -67,13 +67,13 @@ def _tarball(directory):
 
 
 def anchor_bird_conf(original):
-    """The role's bird.conf with anycast-healthchecker's prefix list deciding the export instead of ANYCAST_<ip>."""
+    """The role's bird.conf with anycast-healthchecker's prefix list deciding the export instead of anycast_state()."""
     text = original.replace(f'include "{LIVE_FILE}";', f'include "{PREFIX_FILE}";')
-    text = re.sub(r"if ANYCAST_\w+ < 1 then reject;", f"if net !~ {VARIABLE} then reject;", text)
+    text = text.replace("if anycast_state(net) < 1 then reject;", f"if net !~ {VARIABLE} then reject;")
     # Keep the static prepend count (bird_prepend_count), drop the checker's dynamic part.
-    text = re.sub(r"anycast_prepend\((\d+) \+ ANYCAST_\w+ - 1\);", r"anycast_prepend(\1);", text)
+    text = re.sub(r"anycast_prepend\((\d+) \+ anycast_state\(net\) - 1\);", r"anycast_prepend(\1);", text)
     code = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    if any("ANYCAST_" in line for line in code) or PREFIX_FILE not in text:
+    if any("anycast_state" in line for line in code) or PREFIX_FILE not in text:
         raise RuntimeError("the role's bird.conf does not have the expected include/filter shape; see roles/bird/templates/bird.conf.j2")
     return "# anycast.nva failover benchmark: anycast-healthchecker's prefix list decides the export (restored afterwards).\n" + text
 
