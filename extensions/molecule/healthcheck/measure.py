@@ -9,6 +9,10 @@ the NVA counts against the daemon (the figures are upper bounds).
     measure.py --socket SOCK --prefix P present [--path "65001 65001"] [--timeout S] -- ACTION...
     measure.py --socket SOCK --prefix P stays-gone --protocol nva1 [--hold S] -- ACTION...
     measure.py --socket SOCK --prefix P gone --kill-pidfile PIDFILE [--random-delay S]   # t0 is exact
+    measure.py --socket SOCK [--also-socket SOCK2] --prefix P [--also-prefix P2] returns [--path "65001"] -- ACTION...
+
+returns: every prefix must first disappear from every speaker (the action withdrew it), then come
+back (with --path); "seconds" is when the last one came back, "gone_seconds" when the last one went.
 
 Prints one JSON object; exits 1 when the expectation is not met.
 """
@@ -70,7 +74,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--socket', required=True, help="the speaker's BIRD control socket")
     parser.add_argument('--prefix', required=True)
-    parser.add_argument('mode', choices=['gone', 'present', 'stays-gone'])
+    parser.add_argument('mode', choices=['gone', 'present', 'stays-gone', 'returns'])
+    parser.add_argument('--also-socket', action='append', default=[], help='another speaker to watch (returns)')
+    parser.add_argument('--also-prefix', action='append', default=[], help='another prefix to watch (returns)')
     parser.add_argument('--path', help='expected AS path (present)')
     parser.add_argument('--protocol', help='BGP protocol name of the NVA on the speaker (stays-gone)')
     parser.add_argument('--hold', type=float, default=3.0, help='seconds the prefix must stay absent once the session is up (stays-gone)')
@@ -85,6 +91,8 @@ def main():
     args = parser.parse_args(argv[:split])
     action = argv[split + 1:]  # after `--`: the action's argv (optional)
 
+    if args.mode == 'returns':
+        return returns(args, action)
     bird = BirdCli(args.socket)
     time.sleep(random.uniform(0, args.random_delay))
     pid = None
@@ -132,6 +140,48 @@ def main():
         time.sleep(POLL)
     else:
         result.update(error='timeout after %ss' % args.timeout, last_as_path=bird.route(args.prefix))
+    print(json.dumps(result))
+    return 0 if result['ok'] else 1
+
+
+def returns(args, action):
+    """Mode `returns`: each (speaker, prefix) must go, then come back; one poll of all every POLL."""
+    speakers = [(path, BirdCli(path)) for path in [args.socket] + args.also_socket]
+    watched = {(path, prefix): {} for path, _bird in speakers for prefix in [args.prefix] + args.also_prefix}
+    start = time.monotonic()
+    proc = subprocess.Popen(action, stdout=subprocess.PIPE, text=True) if action else None  # pylint: disable=consider-using-with
+    result = {'mode': args.mode, 'prefix': args.prefix, 'ok': False}
+    deadline = start + args.timeout
+    while time.monotonic() < deadline:
+        for path, bird in speakers:
+            for prefix in [args.prefix] + args.also_prefix:
+                seen, as_path, now = watched[(path, prefix)], bird.route(prefix), time.monotonic()
+                if 'gone' not in seen and as_path is None:
+                    seen['gone'] = now
+                if 'gone' in seen and 'back' not in seen and as_path is not None and (args.path is None or as_path == args.path):
+                    seen['back'], seen['as_path'] = now, as_path
+        now = time.monotonic()
+        if proc and proc.poll() is not None:
+            output = proc.stdout.read()
+            if proc.returncode != 0:
+                result.update(error='action failed with exit status %d' % proc.returncode)
+                break
+            if args.t0_from_action:
+                start = now - (time.time() - float(output.split()[0]))
+            result['action_seconds'] = round(now - start, 3)
+            proc = None
+        if proc is None and all('back' in seen for seen in watched.values()):
+            result.update(ok=True, seconds=round(max(seen['back'] for seen in watched.values()) - start, 3),
+                          gone_seconds=round(max(seen['gone'] for seen in watched.values()) - start, 3),
+                          as_path=sorted({seen['as_path'] for seen in watched.values()}))
+            break
+        time.sleep(POLL)
+    else:
+        never_gone = ['%s %s' % (os.path.basename(path), prefix) for (path, prefix), seen in watched.items() if 'gone' not in seen]
+        result.update(error='timeout after %ss' % args.timeout, never_gone=never_gone,
+                      not_back=['%s %s' % (os.path.basename(path), prefix) for (path, prefix), seen in watched.items() if 'back' not in seen])
+    result['watched'] = {'%s %s' % (os.path.basename(path), prefix): {k: round(v - start, 3) if k != 'as_path' else v for k, v in seen.items()}
+                         for (path, prefix), seen in watched.items()}
     print(json.dumps(result))
     return 0 if result['ok'] else 1
 
