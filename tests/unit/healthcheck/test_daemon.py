@@ -75,9 +75,9 @@ class FakeBird:
         if command.startswith('eval anycast_state('):
             return '0023 %d\n' % self.loaded.get(command[len('eval anycast_state('):-1], 0)
         if command == 'show protocols':
-            rows = ['route_server_%d BGP ---  %s  12:00:00  %s' % (i, 'down' if 'route_server_%d' % i in self.disabled else 'up',
-                                                                    '' if 'route_server_%d' % i in self.disabled else 'Established')
-                    for i in (0, 1)]
+            down = ['route_server_%d' % i in self.disabled for i in (0, 1)]
+            rows = ['route_server_%d BGP ---  %s  12:00:00  %s' % (i, 'down' if off else 'up', '' if off else 'Established')
+                    for i, off in enumerate(down)]
             return '2002-Name Proto Table State Since Info\n' + ''.join(' %s\n' % row for row in rows) + '0000 \n'
         if words[:3] == ['show', 'route', 'export'] and words[3] not in self.disabled:
             routes = ''.join(' %s blackhole [anycast 12:00:00] * (200)\n' % p for p, v in sorted(self.loaded.items()) if v)

@@ -96,17 +96,24 @@ class BirdControl:
                 return int(raw[:4]), lines
 
 
-async def bird_commands(path, commands, timeout=5.0):
-    """Run commands over one connection within `timeout`; return their (code, lines)."""
+async def with_bird(path, conversation, timeout):
+    """Run `conversation(bird)` over one connection to BIRD's control socket within `timeout` seconds."""
     async def talk():
         async with BirdControl(path) as bird:
-            return [await bird.command(text) for text in commands]
+            return await conversation(bird)
     try:
         return await asyncio.wait_for(talk(), timeout)
     except asyncio.TimeoutError as exc:
         raise BirdUnreachable('BIRD at %s did not answer within %s s' % (path, timeout)) from exc
     except OSError as exc:
         raise BirdUnreachable('cannot talk to BIRD at %s: %s' % (path, exc)) from exc
+
+
+async def bird_commands(path, commands, timeout=5.0):
+    """Run commands over one connection within `timeout`; return their (code, lines)."""
+    async def conversation(bird):
+        return [await bird.command(text) for text in commands]
+    return await with_bird(path, conversation, timeout)
 
 
 async def bird_configure(path, timeout=5.0):
@@ -133,28 +140,22 @@ async def bird_view(path, prefixes, timeout=2.0):
     Returns {'sessions': {protocol: established}, 'values': {prefix: anycast_state() as BIRD
     evaluates it, None if it cannot}, 'exported': {prefix: [sessions that export it]}}.
     """
-    async def talk():
-        async with BirdControl(path) as bird:
-            _code, lines = await bird.command('show protocols')
-            sessions = bgp_sessions(lines)
-            values = {}
-            for prefix in prefixes:
-                code, lines = await bird.command('eval anycast_state(%s)' % prefix)
-                values[prefix] = int(lines[-1]) if code < 8000 and lines[-1].strip().isdigit() else None
-            exported = {prefix: [] for prefix in prefixes}  # and any other route BIRD exports
-            for name in sorted(name for name, up in sessions.items() if up):
-                code, lines = await bird.command('show route export %s' % name)
-                for line in lines if code < 8000 else ():
-                    match = ROUTE_RE.match(line.strip() + ' ')
-                    if match:
-                        exported.setdefault(match.group(1), []).append(name)
-            return {'sessions': sessions, 'values': values, 'exported': exported}
-    try:
-        return await asyncio.wait_for(talk(), timeout)
-    except asyncio.TimeoutError as exc:
-        raise BirdUnreachable('BIRD at %s did not answer within %s s' % (path, timeout)) from exc
-    except OSError as exc:
-        raise BirdUnreachable('cannot talk to BIRD at %s: %s' % (path, exc)) from exc
+    async def conversation(bird):
+        _code, lines = await bird.command('show protocols')
+        sessions = bgp_sessions(lines)
+        values = {}
+        for prefix in prefixes:
+            code, lines = await bird.command('eval anycast_state(%s)' % prefix)
+            values[prefix] = int(lines[-1]) if code < 8000 and lines[-1].strip().isdigit() else None
+        exported = {prefix: [] for prefix in prefixes}  # and any other route BIRD exports
+        for name in sorted(name for name, up in sessions.items() if up):
+            code, lines = await bird.command('show route export %s' % name)
+            for line in lines if code < 8000 else ():
+                match = ROUTE_RE.match(line.strip() + ' ')
+                if match:
+                    exported.setdefault(match.group(1), []).append(name)
+        return {'sessions': sessions, 'values': values, 'exported': exported}
+    return await with_bird(path, conversation, timeout)
 
 
 async def disable_sessions(path, timeout=5.0):
