@@ -1,0 +1,145 @@
+"""Safe day-2 changes (issue 11): a rolling health-checker upgrade of a region at 50 requests/s, 2 and 4 NVAs per region.
+
+For each size the lab comes up with that many NVAs per region and both regions are deployed with site.yml. Then
+the checker code installed on every westeurope NVA is made to differ from the collection's (what a new release
+looks like to the role) and site.yml rolls it out: one NVA at a time, each drained before its checker restarts.
+Meanwhile the on-premises client sends 50 requests/s and a watcher reads westeurope's VNet route to the anycast
+IP every 20 ms. Figures: failed requests (target 0), seconds the region had fewer NVAs announcing than it has,
+wall time of the run. The lab is left down (the next benchmark brings it up at its default size).
+
+    python bench/rolling_bench.py [--sizes 2 4] [--rate 50]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+import labbench
+from anycast_lab.lab import Lab, inventory_path
+from anycast_lab.net import plan
+from anycast_lab.net.traffic import Traffic
+
+NAME = "rolling_bench"
+PACKAGE_INIT = "/usr/local/lib/anycast-healthcheck/anycast_healthcheck/__init__.py"
+
+
+def log(message):
+    print(f"[rolling] {message}", flush=True)
+
+
+def site(region, extra_vars=None):
+    """site.yml for a region of the running lab (its size's inventory); (return code, seconds, output)."""
+    argv = ["ansible-playbook", "-i", inventory_path(region.name), os.path.join(labbench.ROOT, "playbooks", "site.yml")]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(labbench.ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=labbench.ROOT, env=env)
+    return proc.returncode, time.monotonic() - started, proc.stdout + proc.stderr
+
+
+def announcing(region):
+    """How many NVAs the region's VNet routes the anycast IP to (what Route Server learned and programmed)."""
+    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", f"{plan.ANYCAST_IP}/32"],
+                         capture_output=True, text=True, check=True).stdout
+    return len(set(re.findall(r"via (\S+)", out)))
+
+
+class Shortfall:
+    """Polls a region's NVA count every 20 ms; adds up the time it was below `wanted`."""
+
+    def __init__(self, region, wanted, poll=0.02):
+        self.region, self.wanted, self.poll = region, wanted, poll
+        self.seconds, self.fewest = 0.0, wanted
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        last = time.monotonic()
+        while not self._stop.is_set():
+            count = announcing(self.region)
+            now = time.monotonic()
+            if count < self.wanted:
+                self.seconds += now - last
+                self.fewest = min(self.fewest, count)
+            last = now
+            time.sleep(self.poll)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        return round(self.seconds, 2), self.fewest
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"after {timeout} s: {what}")
+        time.sleep(0.5)
+
+
+def one_size(nvas, rate):
+    """Lab at `nvas` NVAs per region, deployed; one rolling checker upgrade of westeurope under traffic."""
+    Lab().down()
+    handle = Lab(nvas=nvas)
+    handle.up()
+    for region in plan.REGIONS:
+        code, seconds, output = site(region)
+        if code:
+            raise SystemExit(f"site.yml failed for {region.name} ({nvas} NVAs):\n{output[-3000:]}")
+        log(f"{nvas} NVAs: {region.name} deployed in {seconds:.0f} s")
+    west = plan.REGIONS[0]
+    wait_for(lambda: announcing(west) == nvas, 120, f"westeurope's {nvas} NVAs did not all announce")
+    wait_for(labbench.anycast_learned_from_both_regions, 60, "on-premises did not learn the anycast IP from both regions")
+    topo = handle.topology()
+    for host, *_rest in west.nvas:
+        topo.host(host).ssh(["sh", "-c", f"echo '# an older release' >> {PACKAGE_INIT}"])
+    flow = Traffic(rate=rate, timeout=1.0)
+    watch = Shortfall(west, nvas)
+    try:
+        time.sleep(2)
+        code, wall, output = site(west)
+        time.sleep(2)
+    finally:
+        short_s, fewest = watch.stop()
+        records = flow.stop()
+    if code:
+        raise SystemExit(f"the rolling upgrade failed ({nvas} NVAs):\n{output[-3000:]}")
+    drained = len(re.findall(r"Rolling \| De-prefer this NVA's prefixes[^\n]*\n+changed: \[", output))
+    failed = sum(1 for record in records if not record["ok"])
+    log(f"{nvas} NVAs: rolling upgrade in {wall:.0f} s, {drained} NVAs drained one at a time, {failed} failed of {len(records)} "
+        f"requests, {short_s} s with fewer than {nvas} NVAs announcing (fewest {fewest})")
+    return {"nvas": nvas, "wall_s": round(wall, 1), "requests": len(records), "failed": failed, "drained": drained,
+            "short_s": short_s, "fewest_announcing": fewest}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4], help="NVAs per region (default: 2 4)")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second (default %(default)s)")
+    args = parser.parse_args(argv)
+    runs = []
+    with labbench.exclusive_lab():
+        try:
+            for nvas in args.sizes:
+                runs.append(one_size(nvas, args.rate))
+        finally:
+            Lab().down()
+    rows = []
+    for run in runs:
+        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs, {args.rate:.0f} req/s: failed requests",
+                                 run["failed"], target="0", met=run["failed"] == 0))
+        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs: seconds with fewer NVAs announcing",
+                                 run["short_s"], unit="s"))
+        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs: wall time of site.yml", round(run["wall_s"]), unit="s"))
+    labbench.save(NAME, rows, runs=runs, rate=args.rate)
+    return 0 if all(run["failed"] == 0 for run in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
