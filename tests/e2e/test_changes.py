@@ -229,21 +229,17 @@ def test_add_and_remove_a_backend_keeps_established_connections(deployed, second
     assert all(item["answers"] > 100 for item in seen), seen
 
 
-def test_new_checker_code_rolls_through_the_region(deployed):
-    """f. new checker code: every NVA of the region restarts its checker, one at a time, drained first."""
+def test_new_checker_code_and_bgp_timers_roll_through_the_region_one_drained_nva_at_a_time(deployed):
+    """f. new checker code (the checker restarts) and g. BGP timers (BIRD resets the sessions to apply them): each NVA
+    is drained before its change and back in service before the next one's; then the timers go back."""
     for host in we_hosts():  # what a new release looks like to the role: the installed code differs
         deployed.topology().host(host).ssh(["sh", "-c", "echo '# older release' >> /usr/local/lib/anycast-healthcheck/anycast_healthcheck/__init__.py"])
-    with UnderTraffic("roll new checker code out"):
-        run = rolled(site(WE), "checker code")
-        assert drains(run) == 2, f"each NVA must be drained before its checker restarts:\n{run.output[-3000:]}"
-
-
-def test_bird_timers_reset_the_sessions_so_each_nva_is_drained_first(deployed):  # pylint: disable=unused-argument
-    """g. BIRD timers changed: BIRD resets the BGP sessions to apply them, so every NVA is drained first; and back."""
     try:
-        with UnderTraffic("change BIRD's timers"):
-            run = rolled(site(WE, {"bird_keepalive_time": 20, "bird_hold_time": 60}), "timers")
-            assert drains(run) == 2, "a timer change resets the BGP sessions: each NVA must be drained first"
+        with UnderTraffic("roll new checker code and BGP timers out"):
+            run = rolled(site(WE, {"bird_keepalive_time": 20, "bird_hold_time": 60}), "checker code and timers")
+            assert drains(run) == 2, f"each NVA must be drained before its checker restarts and its sessions reset:\n{run.output[-3000:]}"
+            assert run.output.index("Rolling | Undrain this NVA") < run.output.rindex("Rolling | De-prefer this NVA's prefixes"), \
+                "the second NVA was drained before the first was back in service"
     finally:
         with UnderTraffic("timers back as the inventory has them"):
             assert drains(rolled(site(WE), "restore")) == 2
