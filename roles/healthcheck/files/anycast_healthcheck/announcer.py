@@ -135,7 +135,9 @@ class Announcer:
     async def _enforce_withdraw_bound(self, view):
         announcing = self.maybe_announcing if self.maybe_announcing is not None else set(self.wanted)
         overdue = sorted(p for p, value in self.wanted.items() if value == 0 and p in announcing)
-        if not overdue or read_failsafe(self.config['failsafe_file'])['disabled']:
+        # BIRD not running announces nothing: the deadline runs only while it runs, so that a checker
+        # which waited through a BIRD stop does not stop BIRD in the moment between its start and its socket.
+        if not overdue or read_failsafe(self.config['failsafe_file'])['disabled'] or (view is None and not bird_running()):
             self.overdue_since = None
             return
         now = time.monotonic()
