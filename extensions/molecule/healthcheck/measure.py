@@ -5,11 +5,15 @@ control socket every 10 ms over one connection, so a withdraw or announcement is
 about 10 ms; the clock starts just before the action runs, so SSH latency of an action on
 the NVA counts against the daemon (the figures are upper bounds).
 
-    measure.py --socket SOCK --prefix P gone [--timeout S] -- ACTION...
+    measure.py --socket SOCK [--also-socket SOCK2] --prefix P gone [--timeout S] -- ACTION...
     measure.py --socket SOCK --prefix P present [--path "65001 65001"] [--timeout S] -- ACTION...
     measure.py --socket SOCK --prefix P stays-gone --protocol nva1 [--hold S] -- ACTION...
     measure.py --socket SOCK --prefix P gone --kill-pidfile PIDFILE [--random-delay S]   # t0 is exact
     measure.py --socket SOCK [--also-socket SOCK2] --prefix P [--also-prefix P2] returns [--path "65001"] -- ACTION...
+
+gone/present with --also-socket: the prefix must be gone (present) at every speaker; "seconds" is
+when the last one got there, "each" when each did. "t0_unix" is the Unix time of t0 (the NVAs share
+the clock), to compare with the times the health checker logs.
 
 returns: every prefix must first disappear from every speaker (the action withdrew it), then come
 back (with --path); "seconds" is when the last one came back, "gone_seconds" when the last one went.
@@ -75,7 +79,7 @@ def main():
     parser.add_argument('--socket', required=True, help="the speaker's BIRD control socket")
     parser.add_argument('--prefix', required=True)
     parser.add_argument('mode', choices=['gone', 'present', 'stays-gone', 'returns'])
-    parser.add_argument('--also-socket', action='append', default=[], help='another speaker to watch (returns)')
+    parser.add_argument('--also-socket', action='append', default=[], help='another speaker to watch (gone, present, returns)')
     parser.add_argument('--also-prefix', action='append', default=[], help='another prefix to watch (returns)')
     parser.add_argument('--path', help='expected AS path (present)')
     parser.add_argument('--protocol', help='BGP protocol name of the NVA on the speaker (stays-gone)')
@@ -93,23 +97,26 @@ def main():
 
     if args.mode == 'returns':
         return returns(args, action)
-    bird = BirdCli(args.socket)
+    birds = [BirdCli(path) for path in [args.socket] + args.also_socket]
+    bird = birds[0]
     time.sleep(random.uniform(0, args.random_delay))
     pid = None
     if args.kill_pidfile:
         with open(args.kill_pidfile, encoding='utf-8') as handle:
             pid = int(handle.read().split()[0])
-    start = time.monotonic()
+    start, t0_unix = time.monotonic(), time.time()
     if pid:
         os.killpg(pid, signal.SIGKILL)  # a sudden death, at a known instant
     # The action runs while we poll, so an event that happens before it returns is seen in time.
     proc = subprocess.Popen(action, stdout=subprocess.PIPE, text=True) if action else None  # pylint: disable=consider-using-with
     result = {'mode': args.mode, 'prefix': args.prefix, 'ok': False}
     seen = None
+    each = {}  # speaker -> when it first met the expectation (gone, present)
     established_at = None
     deadline = start + args.timeout
     while time.monotonic() < deadline:
-        path = bird.route(args.prefix)
+        paths = [speaker.route(args.prefix) for speaker in birds]
+        path = paths[0]
         now = time.monotonic()
         if proc and proc.poll() is not None:
             output = proc.stdout.read()
@@ -118,13 +125,17 @@ def main():
                 break
             if args.t0_from_action:
                 # Start the clock when the action happened on the NVA, not when SSH began.
-                start = now - (time.time() - float(output.split()[0]))
+                t0_unix = float(output.split()[0])
+                start = now - (time.time() - t0_unix)
             result['action_seconds'] = round(now - start, 3)
             proc = None
-        if seen is None and args.mode == 'gone' and path is None:
-            seen = (now, path)
-        if seen is None and args.mode == 'present' and path is not None and (args.path is None or path == args.path):
-            seen = (now, path)
+        for name, got in zip([args.socket] + args.also_socket, paths):
+            if name not in each and args.mode == 'gone' and got is None:
+                each[name] = now
+            if name not in each and args.mode == 'present' and got is not None and (args.path is None or got == args.path):
+                each[name] = now
+        if seen is None and args.mode in ('gone', 'present') and len(each) == len(birds):
+            seen = (max(each.values()), path)
         if args.mode == 'stays-gone' and proc is None:
             if path is not None:
                 result.update(seconds=round(now - start, 3), as_path=path, error='announced while it must not be')
@@ -140,6 +151,10 @@ def main():
         time.sleep(POLL)
     else:
         result.update(error='timeout after %ss' % args.timeout, last_as_path=bird.route(args.prefix))
+    result['t0_unix'] = round(t0_unix, 3)
+    if args.also_socket:
+        result['each'] = {os.path.basename(name): round(each[name] - start, 3) if name in each else None
+                          for name in [args.socket] + args.also_socket}
     print(json.dumps(result))
     return 0 if result['ok'] else 1
 
