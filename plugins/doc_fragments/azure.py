@@ -77,3 +77,26 @@ notes:
   - Every module supports check mode (no request that changes anything is sent) and diff mode (before/after of what it manages).
   - Errors name the module option at fault and carry Azure's error code and message.
 """
+
+    # The attributes of a module that changes Azure resources (listed before ansible.builtin.action_common_attributes).
+    CHANGES = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: azure
+"""
+
+    # The attributes of a module that only reads (listed before ansible.builtin.action_common_attributes).
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; it runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: azure
+"""

@@ -12,6 +12,13 @@ from ansible_collections.anycast.nva.plugins.module_utils.compare import result
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 from ansible_collections.anycast.nva.plugins.module_utils.validation import resource_name
 
+# The options of nic_ip_forwarding (the module adds the common Azure options); documented in the module.
+ARGUMENT_SPEC = dict(
+    nics=dict(type="list", elements="str", required=True, aliases=["nic"]),
+    resource_group=dict(type="str", required=True),
+    enabled=dict(type="bool", default=True),
+)
+
 
 def validate(params):
     if not params["nics"]:

@@ -17,6 +17,27 @@ IP_CONFIG_NAME = "ipconfig1"
 _ROUTE_KEYS = (("localAddress", "local_address"), ("network", "network"), ("nextHop", "next_hop"),
                ("sourcePeer", "source_peer"), ("origin", "origin"), ("asPath", "as_path"), ("weight", "weight"))
 
+# The options of route_server_info (the module adds the common Azure options); documented in the module.
+INFO_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    resource_group=dict(type="str", required=True),
+    include_routes=dict(type="bool", default=False),
+)
+# The options of route_server (the module adds the common Azure options); documented in the module.
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    resource_group=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    allow_branch_to_branch_traffic=dict(type="bool"),
+    hub_routing_preference=dict(type="str", choices=["ExpressRoute", "VpnGateway", "ASPath"]),
+    create=dict(type="bool", default=False),
+    location=dict(type="str"),
+    virtual_network=dict(type="str"),
+    virtual_network_resource_group=dict(type="str"),
+    subnet=dict(type="str", default="RouteServerSubnet"),
+    public_ip=dict(type="str"),
+)
+
 
 def find_hub(session, field, resource_group, name):
     """The hub JSON, or None when it does not exist."""

@@ -27,16 +27,28 @@ def _view(facts):
     return dict(name=facts["name"], peer_ip=facts["peer_ip"], peer_asn=facts["peer_asn"])
 
 
+# The options of route_server_peer (the module adds the common Azure options); documented in the module.
+ARGUMENT_SPEC = dict(
+    route_server=dict(type="str", required=True),
+    resource_group=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    peer_ip=dict(type="str"),
+    peer_asn=dict(type="int"),
+)
+
+
 def validate(params):
-    """Every local check, before the first call to Azure."""
+    """Every local check, before the first call to Azure. Returns peer_ip (IPv4Address) and peer_asn (int) parsed;
+    both None when state is absent."""
     resource_name(params["route_server"], "route_server")
     resource_name(params["name"], "name")
-    if params["state"] == "present":
-        for option in ("peer_ip", "peer_asn"):
-            if params[option] is None:
-                raise AnycastError(option, "required when state is present")
-        ipv4_address(params["peer_ip"], "peer_ip")
-        asn(params["peer_asn"], "peer_asn")
+    if params["state"] != "present":
+        return dict(peer_ip=None, peer_asn=None)
+    for option in ("peer_ip", "peer_asn"):
+        if params[option] is None:
+            raise AnycastError(option, "required when state is present")
+    return dict(peer_ip=ipv4_address(params["peer_ip"], "peer_ip"), peer_asn=asn(params["peer_asn"], "peer_asn"))
 
 
 def hub_address_space(session, rg, hub):
@@ -49,14 +61,14 @@ def hub_address_space(session, rg, hub):
     return address_prefixes(session, "route_server", vnet_rg, vnet_name)
 
 
-def _check_new_peer(session, params, hub, peers):
+def _check_new_peer(session, params, peer_ip, hub, peers):
     """Refuse, before any write, what Azure would refuse or what could never work."""
     others = [p for p in peers if p["name"].lower() != params["name"].lower()]
     if len(others) >= MAX_PEERS:
         raise AnycastError("route_server", "Route Server %r already has %d BGP peers (%s); Azure allows at most %d"
                            % (hub["name"], len(others), ", ".join(sorted(p["name"] for p in others)), MAX_PEERS), code="PeerLimitReached")
     space = hub_address_space(session, params["resource_group"], hub)
-    if not contained_in_any(ipv4_address(params["peer_ip"], "peer_ip"), space):
+    if not contained_in_any(peer_ip, space):
         raise AnycastError("peer_ip", "%s is outside the Route Server's VNet address space (%s)" % (params["peer_ip"], ", ".join(space)))
     clash = [p["name"] for p in others if p["peer_ip"] == params["peer_ip"]]
     if clash:
@@ -65,7 +77,7 @@ def _check_new_peer(session, params, hub, peers):
 
 def ensure(session, params):
     """route_server_peer: make the peer present (in place or replaced) or absent."""
-    validate(params)
+    parsed = validate(params)
     rg, hub_name, name = params["resource_group"], params["route_server"], params["name"]
     net = session.network
     hub = read_hub(session, "route_server", rg, hub_name)
@@ -78,12 +90,11 @@ def ensure(session, params):
             session.write("name", net.virtual_hub_bgp_connection.begin_delete, rg, hub_name, current["name"])
         return result(before, {}, peer={}, replaced=False)
 
-    desired = dict(name=current["name"] if current else name, peer_ip=str(ipv4_address(params["peer_ip"], "peer_ip")),
-                   peer_asn=int(params["peer_asn"]))
+    desired = dict(name=current["name"] if current else name, peer_ip=str(parsed["peer_ip"]), peer_asn=parsed["peer_asn"])
     changed_keys = differing_keys(before, desired) if current else []
     replaced = any(key in REPLACE_ON for key in changed_keys)
     if current is None or replaced:
-        _check_new_peer(session, params, hub, peers)
+        _check_new_peer(session, params, parsed["peer_ip"], hub, peers)
     # A peer whose last operation failed is written again with the same values: that is how Azure repairs it.
     repair = current is not None and not changed_keys and current["provisioning_state"] == "Failed"
     put = current is None or bool(changed_keys) or repair

@@ -14,11 +14,36 @@ from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4
 
 # The module offers these as choices, so Ansible refuses anything else before main() runs.
 NEXT_HOP_TYPES = ["VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None"]
+_SUBNET_OPTIONS = dict(
+    virtual_network=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    resource_group=dict(type="str"),
+)
+# The options of route_table (the module adds the common Azure options); documented in the module.
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    resource_group=dict(type="str", required=True),
+    location=dict(type="str"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    routes=dict(type="list", elements="dict", options=dict(
+        name=dict(type="str", required=True),
+        address_prefix=dict(type="str", required=True),
+        next_hop_type=dict(type="str", required=True, choices=NEXT_HOP_TYPES),
+        next_hop_ip_address=dict(type="str"),
+    )),
+    purge_routes=dict(type="bool", default=True),
+    disable_bgp_route_propagation=dict(type="bool"),
+    subnets=dict(type="list", elements="dict", options=_SUBNET_OPTIONS),
+    dissociate_subnets=dict(type="list", elements="dict", options=_SUBNET_OPTIONS),
+    purge_subnets=dict(type="bool", default=False),
+)
 
 
 def validate(params):
-    """Every local check, before the first call to Azure."""
+    """Every local check, before the first call to Azure. Returns the routes parsed (None when routes is omitted):
+    name, next_hop_type, address_prefix as IPv4Network and next_hop_ip_address as IPv4Address (or None)."""
     resource_name(params["name"], "name")
+    routes = None if params["routes"] is None else []
     names, prefixes = set(), {}
     for index, route in enumerate(params["routes"] or []):
         where = "routes[%d]" % index
@@ -26,16 +51,18 @@ def validate(params):
         if route["name"].lower() in names:
             raise AnycastError(where + ".name", "route name %r appears twice" % route["name"])
         names.add(route["name"].lower())
-        prefix = str(ipv4_network(route["address_prefix"], where + ".address_prefix"))
+        prefix = ipv4_network(route["address_prefix"], where + ".address_prefix")
         if prefix in prefixes:
             raise AnycastError(where + ".address_prefix", "%s is already the prefix of route %r" % (prefix, prefixes[prefix]))
         prefixes[prefix] = route["name"]
+        next_hop = None
         if route["next_hop_type"] == "VirtualAppliance":
             if not route.get("next_hop_ip_address"):
                 raise AnycastError(where + ".next_hop_ip_address", "required when next_hop_type is VirtualAppliance")
-            ipv4_address(route["next_hop_ip_address"], where + ".next_hop_ip_address")
+            next_hop = ipv4_address(route["next_hop_ip_address"], where + ".next_hop_ip_address")
         elif route.get("next_hop_ip_address"):
             raise AnycastError(where + ".next_hop_ip_address", "only allowed when next_hop_type is VirtualAppliance (got %s)" % route["next_hop_type"])
+        routes.append(dict(name=route["name"], address_prefix=prefix, next_hop_type=route["next_hop_type"], next_hop_ip_address=next_hop))
     seen = {}
     for option in ("subnets", "dissociate_subnets"):
         for index, subnet in enumerate(params[option] or []):
@@ -46,6 +73,7 @@ def validate(params):
             if key in seen:
                 raise AnycastError(where, "subnet %s/%s is already listed in %s" % (subnet["virtual_network"], subnet["name"], seen[key]))
             seen[key] = where
+    return routes
 
 
 def _route_view(name, address_prefix, next_hop_type, next_hop_ip_address):
@@ -67,14 +95,14 @@ def table_view(table):
                 subnets=sorted(s["id"] for s in props(table).get("subnets") or []))
 
 
-def desired_routes(params, current_routes):
-    if params["routes"] is None:
+def desired_routes(routes, purge_routes, current_routes):
+    """The routes the table should have: routes as validate() parsed them (None leaves the table's routes alone)."""
+    if routes is None:
         return current_routes
-    # Routes were validated: normalise the prefix ("10.1.0.0/16") and the next hop address as Azure shows them.
-    wanted = [_route_view(r["name"], str(ipv4_network(r["address_prefix"], "routes")), r["next_hop_type"],
-                          str(ipv4_address(r["next_hop_ip_address"], "routes")) if r.get("next_hop_ip_address") else None)
-              for r in params["routes"]]
-    if not params["purge_routes"]:
+    # Prefix ("10.1.0.0/16") and next hop address as Azure shows them.
+    wanted = [_route_view(r["name"], str(r["address_prefix"]), r["next_hop_type"], str(r["next_hop_ip_address"]) if r["next_hop_ip_address"] else None)
+              for r in routes]
+    if not purge_routes:
         # Keep the routes nobody listed; a listed name replaces the route of that name.
         listed = by_name(wanted)
         wanted += [r for r in current_routes if r["name"].lower() not in listed]
@@ -131,7 +159,7 @@ def _to_dissociate(session, params, table, table_id, listed):
 
 def ensure(session, params):
     """route_table: converge the table (one PUT), then associate / dissociate the subnets that need it."""
-    validate(params)
+    routes = validate(params)
     rg, name = params["resource_group"], params["name"]
     table = session.find("name", session.network.route_tables.get, rg, name)
     table_id = table["id"] if table else session.resource_id(rg, "routeTables", name)
@@ -160,7 +188,7 @@ def ensure(session, params):
 
     after = dict(name=table["name"] if table else name, location=table["location"] if table else params["location"],
                  disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
-                 routes=desired_routes(params, before.get("routes", [])))
+                 routes=desired_routes(routes, params["purge_routes"], before.get("routes", [])))
     if params["disable_bgp_route_propagation"] is not None:
         after["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
     table_changed = dict(before, subnets=None) != dict(after, subnets=None)

@@ -95,7 +95,7 @@ def resource_name(value, field):
 
 
 def overlaps(network, labelled_prefixes):
-    """The (label, prefix) pairs whose prefix overlaps network; prefixes are text CIDRs."""
+    """The (label, prefix) pairs whose prefix overlaps network; prefixes are text CIDRs or ipaddress networks."""
     return [(label, prefix) for label, prefix in labelled_prefixes if _overlap(ipaddress.ip_network(prefix, strict=False), network)]
 
 

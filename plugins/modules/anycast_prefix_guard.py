@@ -47,15 +47,8 @@ options:
     default: []
 extends_documentation_fragment:
   - anycast.nva.azure
+  - anycast.nva.azure.read_only
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -95,31 +88,12 @@ error:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import anycast_prefix_guard
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            prefix=dict(type="str", required=True),
-            virtual_networks=dict(type="list", elements="dict", default=[], options=dict(
-                name=dict(type="str", required=True),
-                resource_group=dict(type="str"),
-            )),
-            resource_group=dict(type="str"),
-            on_premises_prefixes=dict(type="list", elements="str", default=[]),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = anycast_prefix_guard.check(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(anycast_prefix_guard.ARGUMENT_SPEC, anycast_prefix_guard.check)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,8 @@ options:
     default: true
 extends_documentation_fragment:
   - anycast.nva.azure
+  - anycast.nva.azure.changes
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -91,27 +85,12 @@ error:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import nic_ip_forwarding
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            nics=dict(type="list", elements="str", required=True, aliases=["nic"]),
-            resource_group=dict(type="str", required=True),
-            enabled=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = nic_ip_forwarding.ensure(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(nic_ip_forwarding.ARGUMENT_SPEC, nic_ip_forwarding.ensure)
 
 
 if __name__ == "__main__":

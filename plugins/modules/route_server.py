@@ -21,14 +21,8 @@ description:
 author:
   - anycast.nva maintainers (@anycast-nva)
 options:
-  name:
-    description: Name of the Route Server.
-    type: str
-    required: true
   resource_group:
     description: Resource group of the Route Server (and of a public IP it creates).
-    type: str
-    required: true
   state:
     description: V(present) or V(absent).
     type: str
@@ -63,15 +57,11 @@ options:
     description: Name of the Standard public IP for a new Route Server; created when missing. Defaults to C(<name>-pip).
     type: str
 extends_documentation_fragment:
+  - anycast.nva.route_server
+  - anycast.nva.route_server.name
   - anycast.nva.azure
+  - anycast.nva.azure.changes
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -146,35 +136,12 @@ error:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import route_server
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            name=dict(type="str", required=True),
-            resource_group=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            allow_branch_to_branch_traffic=dict(type="bool"),
-            hub_routing_preference=dict(type="str", choices=["ExpressRoute", "VpnGateway", "ASPath"]),
-            create=dict(type="bool", default=False),
-            location=dict(type="str"),
-            virtual_network=dict(type="str"),
-            virtual_network_resource_group=dict(type="str"),
-            subnet=dict(type="str", default="RouteServerSubnet"),
-            public_ip=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = route_server.ensure(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(route_server.ARGUMENT_SPEC, route_server.ensure)
 
 
 if __name__ == "__main__":

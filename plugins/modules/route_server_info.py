@@ -20,29 +20,16 @@ description:
 author:
   - anycast.nva maintainers (@anycast-nva)
 options:
-  name:
-    description: Name of the Route Server.
-    type: str
-    required: true
-  resource_group:
-    description: Resource group of the Route Server.
-    type: str
-    required: true
   include_routes:
     description: Also return each peer's learned and advertised routes.
     type: bool
     default: false
 extends_documentation_fragment:
+  - anycast.nva.route_server
+  - anycast.nva.route_server.name
   - anycast.nva.azure
+  - anycast.nva.azure.read_only
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; it runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -134,27 +121,12 @@ route_server:
           returned: when include_routes
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import route_server
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            name=dict(type="str", required=True),
-            resource_group=dict(type="str", required=True),
-            include_routes=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = route_server.info(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(route_server.INFO_ARGUMENT_SPEC, route_server.info)
 
 
 if __name__ == "__main__":

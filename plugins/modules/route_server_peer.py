@@ -25,14 +25,6 @@ description:
 author:
   - anycast.nva maintainers (@anycast-nva)
 options:
-  route_server:
-    description: Name of the Route Server.
-    type: str
-    required: true
-  resource_group:
-    description: Resource group of the Route Server.
-    type: str
-    required: true
   name:
     description: Name of the peer (one per NVA, for example the NVA's host name).
     type: str
@@ -49,15 +41,11 @@ options:
     description: The NVA's ASN. Required when O(state=present).
     type: int
 extends_documentation_fragment:
+  - anycast.nva.route_server
+  - anycast.nva.route_server.parent
   - anycast.nva.azure
+  - anycast.nva.azure.changes
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -124,30 +112,12 @@ error:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import route_server_peer
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            route_server=dict(type="str", required=True),
-            resource_group=dict(type="str", required=True),
-            name=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            peer_ip=dict(type="str"),
-            peer_asn=dict(type="int"),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = route_server_peer.ensure(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(route_server_peer.ARGUMENT_SPEC, route_server_peer.ensure)
 
 
 if __name__ == "__main__":

@@ -109,14 +109,8 @@ options:
     default: false
 extends_documentation_fragment:
   - anycast.nva.azure
+  - anycast.nva.azure.changes
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: azure
 """
 
 EXAMPLES = r"""
@@ -195,45 +189,12 @@ error:
   sample: {"field": "routes[0].next_hop_ip_address", "code": null, "message": "required when next_hop_type is VirtualAppliance", "status": null}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.anycast.nva.plugins.module_utils import route_table
-from ansible_collections.anycast.nva.plugins.module_utils.arm import ArmSession, argument_spec
-from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
-
-SUBNET_OPTIONS = dict(
-    virtual_network=dict(type="str", required=True),
-    name=dict(type="str", required=True),
-    resource_group=dict(type="str"),
-)
+from ansible_collections.anycast.nva.plugins.module_utils.module_runner import run_module
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(
-            name=dict(type="str", required=True),
-            resource_group=dict(type="str", required=True),
-            location=dict(type="str"),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            routes=dict(type="list", elements="dict", options=dict(
-                name=dict(type="str", required=True),
-                address_prefix=dict(type="str", required=True),
-                next_hop_type=dict(type="str", required=True, choices=route_table.NEXT_HOP_TYPES),
-                next_hop_ip_address=dict(type="str"),
-            )),
-            purge_routes=dict(type="bool", default=True),
-            disable_bgp_route_propagation=dict(type="bool"),
-            subnets=dict(type="list", elements="dict", options=SUBNET_OPTIONS),
-            dissociate_subnets=dict(type="list", elements="dict", options=SUBNET_OPTIONS),
-            purge_subnets=dict(type="bool", default=False),
-        ),
-        supports_check_mode=True,
-    )
-    try:
-        outcome = route_table.ensure(ArmSession.from_module(module), module.params)
-    except AnycastError as err:
-        module.fail_json(**err.fail_kwargs())
-    module.exit_json(**outcome)
+    run_module(route_table.ARGUMENT_SPEC, route_table.ensure)
 
 
 if __name__ == "__main__":
