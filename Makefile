@@ -56,7 +56,7 @@ molecule: venv collection-link image  ## every scenario runs; the failed ones ar
 e2e-fabric: venv collection-link image  ## the lab's Azure behaviour without a deployment (about a minute)
 	$(BIN)/pytest -q tests/e2e/test_fabric.py tests/e2e/test_inventories.py
 
-e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 15 minutes)
+e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 30 minutes)
 	$(BIN)/pytest -q tests/e2e
 
 test: deps venv collection-link sanity lint unit integration e2e molecule release-check

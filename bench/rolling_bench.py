@@ -31,14 +31,21 @@ def log(message):
 
 
 def site(region, extra_vars=None):
-    """site.yml for a region of the running lab (its size's inventory); (return code, seconds, output)."""
+    """site.yml for a region of the running lab (its size's inventory); (return code, seconds, output).
+
+    Every PLAY and TASK line of the output carries the seconds since the run started, so a failed request
+    can be placed in the rollout.
+    """
     argv = ["ansible-playbook", "-i", inventory_path(region.name), os.path.join(labbench.ROOT, "playbooks", "site.yml")]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(labbench.ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=labbench.ROOT, env=env)
-    return proc.returncode, time.monotonic() - started, proc.stdout + proc.stderr
+    lines = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=labbench.ROOT, env=env) as proc:
+        for line in proc.stdout:
+            lines.append(f"[{time.monotonic() - started:7.2f}] {line}" if line.startswith(("PLAY", "TASK")) else line)
+    return proc.returncode, time.monotonic() - started, "".join(lines)
 
 
 def announcing(region):
@@ -103,6 +110,7 @@ def one_size(nvas, rate):
     watch = Shortfall(west, nvas)
     try:
         time.sleep(2)
+        started = time.time()
         code, wall, output = site(west)
         time.sleep(2)
     finally:
@@ -111,11 +119,17 @@ def one_size(nvas, rate):
     if code:
         raise SystemExit(f"the rolling upgrade failed ({nvas} NVAs):\n{output[-3000:]}")
     drained = len(re.findall(r"Rolling \| De-prefer this NVA's prefixes[^\n]*\n+changed: \[", output))
-    failed = sum(1 for record in records if not record["ok"])
+    failures = [dict(record, after_start_s=round(record["t"] - started, 2)) for record in records if not record["ok"]]
+    failed = len(failures)
     log(f"{nvas} NVAs: rolling upgrade in {wall:.0f} s, {drained} NVAs drained one at a time, {failed} failed of {len(records)} "
         f"requests, {short_s} s with fewer than {nvas} NVAs announcing (fewest {fewest})")
+    for failure in failures:
+        log(f"  failed request {failure['after_start_s']} s into the run: {failure['body']}")
+    os.makedirs(labbench.RESULTS, exist_ok=True)
+    with open(os.path.join(labbench.RESULTS, f"{NAME}_{nvas}nvas.log"), "w", encoding="utf-8") as handle:
+        handle.write(output)
     return {"nvas": nvas, "wall_s": round(wall, 1), "requests": len(records), "failed": failed, "drained": drained,
-            "short_s": short_s, "fewest_announcing": fewest}
+            "short_s": short_s, "fewest_announcing": fewest, "failures": failures}
 
 
 def main(argv=None):
