@@ -33,13 +33,18 @@ def read_failsafe(path):
     return {'counts': counts, 'disabled': [str(name) for name in disabled], 'at': record.get('at')}
 
 
+def write_failsafe(path, record):
+    """Replace the last-resort record (root's failsafe step and the daemon both write it)."""
+    atomic_write(path, json.dumps(record) + '\n', mode=0o644)
+
+
 def record_failsafe(path, action, disabled=None):
     """Count a last resort taken (by the daemon or by the root failsafe step) and what it disabled."""
     record = read_failsafe(path)
     record['counts'][action] = int(record['counts'].get(action, 0)) + 1
     record['disabled'] = sorted(set(record['disabled']) | set(disabled or ()))
     record['at'] = time.time()
-    atomic_write(path, json.dumps(record) + '\n', mode=0o644)
+    write_failsafe(path, record)
 
 
 class Announcer:
@@ -114,6 +119,7 @@ class Announcer:
         if self.lock.locked() or self.pending:
             return  # a push is under way: judge its result next time
         view = await self.read_view()
+        disabled = read_failsafe(self.config['failsafe_file'])['disabled']
         if view is None and self.failed:
             self.push(self.wanted)  # BIRD down or starting: keep offering our state until it takes it
         if view is not None:
@@ -128,16 +134,19 @@ class Announcer:
                 self.push(self.wanted)
             else:
                 self.last_repair = None
-                if read_failsafe(self.config['failsafe_file'])['disabled']:
+                if disabled:
                     await self._end_last_resort()
-        await self._enforce_withdraw_bound(view)
+        if disabled:
+            self.overdue_since = None  # the last resort holds the sessions down: nothing is announced
+        else:
+            await self._enforce_withdraw_bound(view)
 
     async def _enforce_withdraw_bound(self, view):
         announcing = self.maybe_announcing if self.maybe_announcing is not None else set(self.wanted)
         overdue = sorted(p for p, value in self.wanted.items() if value == 0 and p in announcing)
         # BIRD not running announces nothing: the deadline runs only while it runs, so that a checker
         # which waited through a BIRD stop does not stop BIRD in the moment between its start and its socket.
-        if not overdue or read_failsafe(self.config['failsafe_file'])['disabled'] or (view is None and not bird_running()):
+        if not overdue or (view is None and not bird_running()):
             self.overdue_since = None
             return
         now = time.monotonic()
@@ -145,11 +154,10 @@ class Announcer:
         if now - self.overdue_since < self.config['withdraw_deadline']:
             return
         self.overdue_since = None
-        if view is None:
-            if bird_running():
-                log('last_resort', action='stop_bird', prefixes=overdue,
-                    reason="BIRD's control socket does not answer while BIRD runs: the daemon exits, the unit's failsafe stops BIRD")
-                self.stop(EXIT_LAST_RESORT)
+        if view is None:  # BIRD runs (checked above) but its socket is silent
+            log('last_resort', action='stop_bird', prefixes=overdue,
+                reason="BIRD's control socket does not answer while BIRD runs: the daemon exits, the unit's failsafe stops BIRD")
+            self.stop(EXIT_LAST_RESORT)
             return
         try:
             names = await disable_sessions(self.config['bird_socket'])
@@ -169,5 +177,5 @@ class Announcer:
             await enable_sessions(self.config['bird_socket'], names)
         except BirdUnreachable:
             return
-        atomic_write(path, json.dumps(record) + '\n', mode=0o644)
+        write_failsafe(path, record)
         log('last_resort_ended', sessions=names)

@@ -60,6 +60,14 @@ def withdraw_all(config):
     return 0
 
 
+def stop_bird(config, why):
+    """The last resort when BIRD cannot be told over its socket: stop it, and count it."""
+    print('anycast-healthcheck: last resort: %s: stopping BIRD' % why, file=sys.stderr)
+    subprocess.run(['systemctl', 'stop', 'bird.service'], check=False)
+    record_failsafe(config['failsafe_file'], 'stop_bird')
+    return 0
+
+
 def failsafe(config):
     """systemd ExecStopPost as root, after withdraw-all: make sure BIRD announces nothing.
 
@@ -71,22 +79,13 @@ def failsafe(config):
     try:
         view = asyncio.run(bird_view(config['bird_socket'], prefixes, timeout=5.0))
     except BirdError as exc:
-        if not bird_running():
-            return 0
-        print('anycast-healthcheck: last resort: BIRD runs but its control socket does not answer (%s): stopping BIRD' % exc,
-              file=sys.stderr)
-        subprocess.run(['systemctl', 'stop', 'bird.service'], check=False)
-        record_failsafe(config['failsafe_file'], 'stop_bird')
-        return 0
+        return stop_bird(config, 'BIRD runs but its control socket does not answer (%s)' % exc) if bird_running() else 0
     announcing = [p for p, value in view['values'].items() if value] + [p for p, sessions in view['exported'].items() if sessions]
     if announcing:
         try:
             names = asyncio.run(disable_sessions(config['bird_socket']))
         except BirdError as exc:
-            print('anycast-healthcheck: last resort failed: %s: stopping BIRD' % exc, file=sys.stderr)
-            subprocess.run(['systemctl', 'stop', 'bird.service'], check=False)
-            record_failsafe(config['failsafe_file'], 'stop_bird')
-            return 0
+            return stop_bird(config, 'disabling the BGP sessions failed (%s)' % exc)
         print('anycast-healthcheck: last resort: BIRD still announced %s after the withdraw: sessions %s disabled'
               % (', '.join(sorted(set(announcing))), ', '.join(names)), file=sys.stderr)
         record_failsafe(config['failsafe_file'], 'disable_sessions', names)
