@@ -32,6 +32,8 @@ GLOBAL_DEFAULTS = {
     'reconcile_interval': 1.0,
     # A withdraw BIRD has not applied after this long triggers the last resort.
     'withdraw_deadline': 5.0,
+    # NVAs configured in this NVA's region, shown as a metric for the alert on fewer NVAs announcing (0: not shown).
+    'region_nvas': 0,
 }
 CHECK_KEYS = {
     'tcp': {'type', 'name', 'host', 'port'},
@@ -208,6 +210,8 @@ def validate_config(raw):
     _number(config, 'metrics_textfile_interval', 'config', 1, 3600)
     _number(config, 'reconcile_interval', 'config', 0.1, 2)
     _number(config, 'withdraw_deadline', 'config', 1, 60)
+    # Route Server peers with at most 8 NVAs.
+    _number(config, 'region_nvas', 'config', 0, 8, integer=True)
     if config['metrics_listen']:
         parse_listen(config['metrics_listen'])
     prefixes = config.get('prefixes')

@@ -58,7 +58,7 @@ class Daemon:
         self._arm_drain_timer(prefix)
         if new == old:
             return
-        self.metrics.changed(prefix, time.time())
+        self.metrics.changed(prefix, time.time(), new, reason)
         if results is None:
             results = self.runner_of[prefix].last_results if prefix in self.runner_of else []
         log('state_change', prefix=prefix, old=state_name(old), new=state_name(new), value=new, reason=reason, checks=results)
@@ -258,6 +258,7 @@ class Daemon:
             return
         removed = [p for p in self.prefixes if p not in {s['prefix'] for s in config['prefixes']}]
         self.config = self.announcer.config = config
+        self.metrics.region_nvas = config['region_nvas']
         for runner in self.install(config):
             runner.start()
         for prefix in removed + list(self.prefixes):
@@ -271,6 +272,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.announcer = Announcer(self.config, self.metrics, self.request_stop, self.write_textfile)
         self.metrics.failsafe_file = self.config['failsafe_file']
+        self.metrics.region_nvas = self.config['region_nvas']
         self.engine = probe_engine()
         self.install(self.config)
         self.load_drains()

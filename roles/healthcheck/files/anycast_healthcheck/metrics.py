@@ -2,8 +2,26 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Counters and gauges in the Prometheus text format."""
 
+import os
+
 from .announcer import read_failsafe
 from .state import state_name
+
+# Reasons a prefix is withdrawn (its value goes to 0): each prefix shows every one of them from
+# the start, at 0, so that a rate over a fresh counter works. Another reason is shown once it happens.
+WITHDRAW_REASONS = ('fall', 'drain', 'drain-timeout', 'reload', 'stop')
+# The kernel's connection tracking table: entries in use and the table's size (per network namespace).
+CONNTRACK_DIR = '/proc/sys/net/netfilter'
+
+
+def read_conntrack(directory=CONNTRACK_DIR):
+    """(entries, limit) of the conntrack table, or None when they cannot be read (nf_conntrack not loaded)."""
+    try:
+        with open(os.path.join(directory, 'nf_conntrack_count'), encoding='ascii') as count, \
+                open(os.path.join(directory, 'nf_conntrack_max'), encoding='ascii') as limit:
+            return int(count.read()), int(limit.read())
+    except (OSError, ValueError):
+        return None
 
 
 def _labels(**labels):
@@ -24,6 +42,9 @@ class Metrics:
         self.bird_view = None        # what BIRD does, as the announcer last read it
         self.reconcile_repairs = 0
         self.failsafe_file = None    # the last-resort record (counts survive restarts)
+        self.withdraws = {}          # (prefix, reason) -> withdraws
+        self.region_nvas = 0         # NVAs configured in the region (0: not said)
+        self.conntrack_dir = CONNTRACK_DIR
 
     def observe(self, prefix, results):
         """Record the results of one probe round."""
@@ -32,10 +53,13 @@ class Metrics:
             key = (prefix, res['name'], 'ok' if res['ok'] else 'fail')
             self.check_total[key] = self.check_total.get(key, 0) + 1
 
-    def changed(self, prefix, now):
-        """Record a state change of a prefix."""
+    def changed(self, prefix, now, value=None, reason=None):
+        """Record a state change of a prefix to `value` (0: a withdraw, counted by `reason`)."""
         self.transitions[prefix] = self.transitions.get(prefix, 0) + 1
         self.last_change[prefix] = now
+        if value == 0:
+            key = (prefix, str(reason))
+            self.withdraws[key] = self.withdraws.get(key, 0) + 1
 
     def render(self, machines, now):
         """The whole exposition text."""
@@ -57,6 +81,11 @@ class Metrics:
                [(_labels(prefix=p), int(m.drained_at is not None)) for p, m in machines.items()])
         family('transitions_total', 'counter', 'State changes since the daemon started.',
                [(_labels(prefix=p), self.transitions.get(p, 0)) for p in machines])
+        reasons = sorted(set(WITHDRAW_REASONS) | {r for _p, r in self.withdraws})
+        family('withdraws_total', 'counter', 'Changes to withdrawn since the daemon started, by reason (the state_change log line\'s).',
+               [(_labels(prefix=p, reason=r), self.withdraws.get((p, r), 0)) for p in machines for r in reasons])
+        family('drain_start_timestamp_seconds', 'gauge', 'Unix time the drain of the prefix began (0: not drained).',
+               [(_labels(prefix=p), m.drained_at or 0) for p, m in machines.items()])
         family('last_change_timestamp_seconds', 'gauge', 'Unix time of the last state change (0: none yet).',
                [(_labels(prefix=p), self.last_change.get(p, 0)) for p in machines])
         family('check_duration_seconds', 'gauge', 'Duration of the last run of each check.',
@@ -81,4 +110,13 @@ class Metrics:
         counts = read_failsafe(self.failsafe_file)['counts'] if self.failsafe_file else {}
         family('last_resort_total', 'counter', 'Last resorts taken because BIRD did not apply a withdraw (all time).',
                [(_labels(action=a), counts.get(a, 0)) for a in ('disable_sessions', 'stop_bird')])
+        if self.region_nvas:
+            family('region_nvas', 'gauge', "NVAs configured in this NVA's region (healthcheck_region_nvas).",
+                   [('', self.region_nvas)])
+        conntrack = read_conntrack(self.conntrack_dir)
+        if conntrack:
+            family('conntrack_entries', 'gauge', "Entries in the kernel's connection tracking table (nf_conntrack_count).",
+                   [('', conntrack[0])])
+            family('conntrack_entries_limit', 'gauge', "Size of the kernel's connection tracking table (nf_conntrack_max).",
+                   [('', conntrack[1])])
         return '\n'.join(out) + '\n'
