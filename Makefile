@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
-.PHONY: deps venv collection-link image sanity lint unit integration molecule e2e-fabric e2e test demo lab-up lab-down clean bench
+.PHONY: deps venv collection-link image sanity lint unit prometheus integration molecule e2e-fabric e2e test demo lab-up lab-down clean bench
 
 deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
@@ -41,6 +41,16 @@ lint: venv collection-link
 unit: venv collection-link
 	$(BIN)/pytest -q tests/unit
 
+# The monitoring files (monitoring/): promtool (Debian package prometheus, installed by deps) checks the alert rules
+# and runs their unit tests; the pytest files parse the dashboard's queries with promtool, lint the checker's metrics
+# with `promtool check metrics` and render the dashboard picture from a recorded sample (matplotlib, prometheus).
+# ANYCAST_REQUIRE_PROMETHEUS=1: a missing tool fails these tests instead of skipping them.
+prometheus: deps venv collection-link
+	promtool check rules monitoring/prometheus/anycast-nva.rules.yml
+	promtool test rules tests/unit/monitoring/rules_test.yml
+	$(PY) -m pip install -q -r bench/requirements-bench.txt
+	ANYCAST_REQUIRE_PROMETHEUS=1 $(BIN)/pytest -q tests/unit/monitoring tests/unit/healthcheck/test_metrics.py
+
 integration: venv collection-link image
 	$(BIN)/pytest -q tests/integration
 
@@ -59,7 +69,7 @@ e2e-fabric: venv collection-link image  ## the lab's Azure behaviour without a d
 e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 30 minutes)
 	$(BIN)/pytest -q tests/e2e
 
-test: deps venv collection-link sanity lint unit integration e2e molecule release-check
+test: deps venv collection-link sanity lint unit prometheus integration e2e molecule release-check
 
 demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo

@@ -48,12 +48,13 @@ FORBIDDEN = ["lab/", "tests/", ".ci/", "extensions/", "bench/", "release/", ".ve
              ".pytest_cache/", ".benchmarks/", "docs/dev/", "changelogs/fragments/", "Makefile", "ansible.cfg",
              "requirements-dev.txt", ".gitignore", ".ansible-lint"]
 REQUIRED = (["README.md", "requirements.txt", "bindep.txt", "meta/runtime.yml", "meta/execution-environment.yml",
-             "changelogs/changelog.yaml", "changelogs/config.yaml", "plugins/doc_fragments/azure.py", "inventories/README.md"]
+             "changelogs/changelog.yaml", "changelogs/config.yaml", "plugins/doc_fragments/azure.py", "inventories/README.md",
+             "monitoring/prometheus/anycast-nva.rules.yml", "monitoring/grafana/anycast-nva-region.json"]
             + [f"plugins/modules/{m}.py" for m in MODULES] + [f"playbooks/{p}.yml" for p in PLAYBOOKS]
             + [f"roles/{r}/{f}" for r in ROLES for f in ("meta/argument_specs.yml", "meta/main.yml", "tasks/main.yml",
                                                          "tasks/preflight.yml", "defaults/main.yml", "README.md")])
 # Every file of these directories (as git knows them) must be shipped.
-SHIPPED_DIRS = ("plugins/", "roles/", "playbooks/", "meta/", "inventories/")
+SHIPPED_DIRS = ("plugins/", "roles/", "playbooks/", "meta/", "inventories/", "monitoring/")
 
 TIMINGS = []
 
