@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, anycast.nva maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Input checks shared by the modules. Pure functions: no Azure, no Ansible.
+"""Input checks shared by the modules and the roles. Pure functions: no Azure, no Ansible.
 
-Every check raises AnycastError naming the option at fault, so a module can run
-all of them before its first call to Azure that writes.
+The module checks raise AnycastError naming the option at fault, so a module can run
+all of them before its first call to Azure that writes. The roles reach the same rules
+through the collection's test and filter plugins (plugins/test/validation.py,
+plugins/filter/validation.py), which call the predicates below.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +18,7 @@ import re
 
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 
-# ASNs Azure reserves for itself; an NVA peering with Route Server may not use them.
+# ASNs Azure or IANA reserve; an NVA may neither peer with Route Server from one nor prepend one.
 RESERVED_ASN_RANGES = (
     (8074, 8075),
     (12076, 12076),
@@ -25,8 +27,14 @@ RESERVED_ASN_RANGES = (
     (65515, 65515),
     (65517, 65520),
     (65535, 65551),
+    (4294967295, 4294967295),
 )
 MAX_ASN = 4294967295
+# Private ASNs (RFC 6996): ExpressRoute's edge strips them from the AS path.
+PRIVATE_ASN_RANGES = (
+    (64512, 65534),
+    (4200000000, 4294967294),
+)
 
 # Azure resource names: 1-80 characters, start with a letter or digit, end with a
 # letter, digit or underscore, and contain only letters, digits, _ . and -.
@@ -36,6 +44,34 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$")
 def _text(value):
     # ipaddress needs text; Ansible may hand us other scalars.
     return value if isinstance(value, str) else str(value)
+
+
+def _in_ranges(number, ranges):
+    """The (low, high) of ranges that holds number, or None."""
+    for low, high in ranges:
+        if low <= number <= high:
+            return low, high
+    return None
+
+
+def is_ipv4_address(value):
+    """True for an IPv4 address written exactly as a dotted quad ('10.0.0.1'; not ' 10.0.0.1', '010.0.0.1')."""
+    text = _text(value)
+    try:
+        return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
+
+
+def is_ipv4_prefix(value, prefixlen=None):
+    """True for an IPv4 prefix written exactly in CIDR notation without host bits ('10.1.0.0/16'),
+    of length prefixlen when given ('10.250.0.10/32' with 32)."""
+    text = _text(value)
+    try:
+        network = ipaddress.IPv4Network(text, strict=True)
+    except ValueError:
+        return False
+    return str(network) == text and (prefixlen is None or network.prefixlen == int(prefixlen))
 
 
 def ipv4_address(value, field):
@@ -71,19 +107,40 @@ def anycast_prefix(value, field):
     return network
 
 
-def asn(value, field):
-    """A BGP ASN an NVA may use with Route Server (not 0, not above 32 bits, not reserved by Azure)."""
+def asn_error(value):
+    """Why value is not an ASN an NVA may use with Route Server (text), or None when it is one.
+
+    An ASN is an integer from 1 to 2^32-1 that Azure or IANA do not reserve (RESERVED_ASN_RANGES).
+    """
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise AnycastError(field, "%r is not an ASN (an integer from 1 to %d)" % (value, MAX_ASN)) from None
+        return "%r is not an ASN (an integer from 1 to %d)" % (value, MAX_ASN)
     if number < 1 or number > MAX_ASN:
-        raise AnycastError(field, "ASN %d is out of range (1 to %d)" % (number, MAX_ASN))
-    for low, high in RESERVED_ASN_RANGES:
-        if low <= number <= high:
-            span = "%d" % low if low == high else "%d-%d" % (low, high)
-            raise AnycastError(field, "ASN %d is reserved by Azure (%s) and cannot peer with Route Server" % (number, span))
-    return number
+        return "ASN %d is out of range (1 to %d)" % (number, MAX_ASN)
+    reserved = _in_ranges(number, RESERVED_ASN_RANGES)
+    if reserved:
+        low, high = reserved
+        span = "%d" % low if low == high else "%d-%d" % (low, high)
+        return "ASN %d is reserved by Azure or IANA (%s); an NVA cannot use it with Route Server" % (number, span)
+    return None
+
+
+def asn(value, field):
+    """A BGP ASN an NVA may use with Route Server (asn_error() has the rule), returned as int."""
+    problem = asn_error(value)
+    if problem:
+        raise AnycastError(field, problem)
+    return int(value)
+
+
+def is_private_asn(value):
+    """True for a private ASN (RFC 6996), which ExpressRoute's edge strips from the AS path."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return False
+    return _in_ranges(number, PRIVATE_ASN_RANGES) is not None
 
 
 def resource_name(value, field):

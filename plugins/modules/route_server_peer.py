@@ -16,8 +16,9 @@ description:
   - Azure does not change the address or ASN of an existing peer in place (C(PropertyChangeNotAllowed)); when O(peer_ip)
     or O(peer_asn) differ, the peer is deleted and re-created. The result says so (RV(replaced=true)) and the diff shows
     the old and the new values.
-  - Before any write it refuses an ASN Azure reserves (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
-    65535-65551) or one outside 1-4294967295, a ninth peer (Azure allows 8), and a peer address outside the Route Server's VNet.
+  - Before any write it refuses an ASN Azure or IANA reserve (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
+    65535-65551, 4294967295) or one outside 1-4294967295, a ninth peer (Azure allows 8), and a peer address outside the
+    Route Server's VNet.
   - Azure refuses writes to a hub while another one runs (409 C(AnotherOperationInProgress)) and peer writes while the hub's
     routing is not provisioned yet (C(HubBgpConnectionParentHubMustHaveProvisionedRoutingState)); the module waits and
     retries those within O(timeout), so several NVAs can register in parallel.

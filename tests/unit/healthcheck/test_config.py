@@ -23,7 +23,6 @@ def test_minimal_config_gets_the_defaults():
     assert prefix['checks'][0]['expect_status'] == [200]
     assert prefix['checks'][0]['tls_verify'] is True
     assert prefix['checks'][0]['keepalive'] is True
-    assert result['state_file'] == '/run/anycast-nva/announce.conf'
 
 
 def test_validation_does_not_change_the_input():
@@ -122,3 +121,14 @@ def test_role_defaults_equal_the_daemon_defaults(daemon_path):
     for key, value in PREFIX_DEFAULTS.items():
         assert defaults['healthcheck_' + key] == value, key
         assert specs['healthcheck_' + key]['default'] == value, key
+
+
+def test_the_checker_writes_the_file_the_bird_role_has_bird_include(daemon_path):
+    # The announcement contract's file is named once in the roles (the bird role's vars);
+    # the healthcheck role leaves it to the daemon's default.
+    yaml = pytest.importorskip('yaml')
+    roles = daemon_path.parents[2]
+    bird_vars = yaml.safe_load((roles / 'bird' / 'vars' / 'main.yml').read_text())
+    healthcheck_vars = yaml.safe_load((roles / 'healthcheck' / 'vars' / 'main.yml').read_text())
+    assert validate_config(config())['state_file'] == bird_vars['bird__live_file'] == '/run/anycast-nva/announce.conf'
+    assert 'state_file' not in healthcheck_vars['healthcheck__config']

@@ -5,12 +5,12 @@ from ansible_collections.anycast.nva.plugins.module_utils import validation
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 
 
-@pytest.mark.parametrize("value", [8074, 8075, 12076, 23456, 64496, 64500, 64511, 65515, 65517, 65520, 65535, 65540, 65551])
+@pytest.mark.parametrize("value", [8074, 8075, 12076, 23456, 64496, 64500, 64511, 65515, 65517, 65520, 65535, 65540, 65551, 4294967295])
 def test_reserved_asns_are_refused(value):
     with pytest.raises(AnycastError) as err:
         validation.asn(value, "peer_asn")
     assert err.value.field == "peer_asn"
-    assert "reserved by Azure" in str(err.value)
+    assert "reserved by Azure or IANA" in str(err.value)
 
 
 @pytest.mark.parametrize("value", [0, -1, 4294967296, "abc", None])
@@ -20,7 +20,7 @@ def test_out_of_range_asns_are_refused(value):
     assert str(err.value).startswith("peer_asn: ")
 
 
-@pytest.mark.parametrize("value", [1, 65001, 65516, 65521, 64495, 64512, 65552, 4294967295, "65001"])
+@pytest.mark.parametrize("value", [1, 65001, 65516, 65521, 64495, 64512, 65552, 4294967294, "65001"])
 def test_usable_asns_pass(value):
     assert validation.asn(value, "peer_asn") == int(value)
 
