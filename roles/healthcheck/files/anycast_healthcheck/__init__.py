@@ -3,9 +3,9 @@
 """anycast-healthcheck: a fail-closed health checker that switches BIRD announcements.
 
 Per anycast prefix it runs HTTP(S), TCP and command checks, keeps a rise/fall state
-machine, writes BIRD's state file (docs/dev/bird-announce-contract.md: one
-`define ANYCAST_<addr> = N;` per prefix, 0 withdrawn, 1 announced, 1+n prepended n times)
-and asks BIRD to reconfigure over its control socket (a filter change: sessions stay up).
+machine, writes BIRD's state file (docs/architecture.md: the function
+`anycast_state(prefix)`, 0 withdrawn, 1 announced, 1+n prepended n times) and asks BIRD
+to reconfigure over its control socket (a filter change: sessions stay up).
 
 Python standard library only (it runs on the NVA) and one thread with one asyncio loop.
 Plain TCP and HTTP probes are small state machines on an epoll of their own (no task,
