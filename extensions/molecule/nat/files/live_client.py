@@ -4,7 +4,8 @@ probe: one short connection per source port; prints "<port> <backend> <address t
        or "<port> FAILED".
 hold:  keeps one connection per source port open and sends a line on each every --interval
        seconds; writes a JSON status to --status (per port: requests answered, failures, the
-       backends that answered, the first error) until --stop appears or --seconds pass.
+       backends that answered, the first error, the slowest answer in seconds) until --stop
+       appears or --seconds pass.
 The backend answers each line with "<backend> <address it saw> <line>".
 """
 import argparse
@@ -56,7 +57,7 @@ def write_status(path, status):
 def hold(args, target):
     conns, status = {}, {"done": False, "ports": {}}
     for port in args.ports:
-        entry = status["ports"][str(port)] = {"ok": 0, "failed": 0, "backends": [], "seen": [], "error": None}
+        entry = status["ports"][str(port)] = {"ok": 0, "failed": 0, "backends": [], "seen": [], "error": None, "slowest": 0.0}
         try:
             conns[port] = connect(target, port, args.timeout)
         except OSError as exc:
@@ -66,6 +67,7 @@ def hold(args, target):
         seq += 1
         for port, (sock, reader) in list(conns.items()):
             entry = status["ports"][str(port)]
+            asked = time.monotonic()
             try:
                 backend, seen = ask(sock, reader, str(seq))
             except OSError as exc:
@@ -76,6 +78,7 @@ def hold(args, target):
                 del conns[port]
                 continue
             entry["ok"] += 1
+            entry["slowest"] = max(entry["slowest"], round(time.monotonic() - asked, 3))
             if backend not in entry["backends"]:
                 entry["backends"].append(backend)
             if seen not in entry["seen"]:
