@@ -30,6 +30,7 @@ import traceback
 
 import labbench
 from anycast_lab.net import birdconf, plan, routers, routes
+from anycast_lab.net.fabric import next_hops as fabric_next_hops, path as fabric_path
 from anycast_lab.net.traffic import RouteSwitch, Traffic, settled, summary
 
 WE, NE = plan.REGIONS
@@ -103,18 +104,6 @@ def onprem_regions():
     """Regions on-premises routes the anycast IP to (by ExpressRoute link)."""
     out = run(["ip", "-n", plan.ONPREM_NS, "route", "show", ANYCAST]).stdout
     return {region.short for region in plan.REGIONS if f"dev er-{region.short}" in out}
-
-
-def fabric_next_hops(region):
-    """NVA addresses the region's VNet routes the anycast IP to (the Route Server instances' kernel tables)."""
-    out = run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", ANYCAST]).stdout
-    return set(re.findall(r"via (\S+)", out))
-
-
-def fabric_path(region, source=plan.CLIENT_IP, iif="gw-er", dest=plan.ANYCAST_IP):
-    """The NVA address the region's fabric picks for a flow (it hashes on addresses only)."""
-    out = run(["ip", "-n", region.fabric_ns, "route", "get", dest, "from", source, "iif", iif]).stdout
-    return re.search(r"via (\S+)", out).group(1)
 
 
 def learned_from(region, nva_ip):

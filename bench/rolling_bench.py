@@ -7,7 +7,7 @@ Meanwhile the on-premises client sends 50 requests/s and a watcher reads westeur
 IP every 20 ms. Figures: failed requests (target 0), seconds the region had fewer NVAs announcing than it has,
 wall time of the run. The lab is left down (the next benchmark brings it up at its default size).
 
-    python bench/rolling_bench.py [--sizes 2 4] [--rate 50]
+    python bench/rolling_bench.py [--sizes 2 4] [--rate 50] [--repeat 1]
 """
 import argparse
 import json
@@ -19,7 +19,7 @@ import time
 
 import labbench
 from anycast_lab.lab import Lab, inventory_path
-from anycast_lab.net import plan
+from anycast_lab.net import fabric, plan
 from anycast_lab.net.traffic import Traffic
 
 NAME = "rolling_bench"
@@ -50,9 +50,7 @@ def site(region, extra_vars=None):
 
 def announcing(region):
     """How many NVAs the region's VNet routes the anycast IP to (what Route Server learned and programmed)."""
-    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", f"{plan.ANYCAST_IP}/32"],
-                         capture_output=True, text=True, check=True).stdout
-    return len(set(re.findall(r"via (\S+)", out)))
+    return len(fabric.next_hops(region))
 
 
 class Shortfall:
@@ -90,8 +88,8 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.5)
 
 
-def one_size(nvas, rate):
-    """Lab at `nvas` NVAs per region, deployed; one rolling checker upgrade of westeurope under traffic."""
+def deploy(nvas):
+    """The lab at `nvas` NVAs per region, both regions deployed and announcing; the lab handle."""
     Lab().down()
     handle = Lab(nvas=nvas)
     handle.up()
@@ -100,6 +98,11 @@ def one_size(nvas, rate):
         if code:
             raise SystemExit(f"site.yml failed for {region.name} ({nvas} NVAs):\n{output[-3000:]}")
         log(f"{nvas} NVAs: {region.name} deployed in {seconds:.0f} s")
+    return handle
+
+
+def rollout(handle, nvas, rate, attempt):
+    """One rolling checker upgrade of westeurope under traffic; the run's figures."""
     west = plan.REGIONS[0]
     wait_for(lambda: announcing(west) == nvas, 120, f"westeurope's {nvas} NVAs did not all announce")
     wait_for(labbench.anycast_learned_from_both_regions, 60, "on-premises did not learn the anycast IP from both regions")
@@ -121,36 +124,38 @@ def one_size(nvas, rate):
     drained = len(re.findall(r"Rolling \| De-prefer this NVA's prefixes[^\n]*\n+changed: \[", output))
     failures = [dict(record, after_start_s=round(record["t"] - started, 2)) for record in records if not record["ok"]]
     failed = len(failures)
-    log(f"{nvas} NVAs: rolling upgrade in {wall:.0f} s, {drained} NVAs drained one at a time, {failed} failed of {len(records)} "
-        f"requests, {short_s} s with fewer than {nvas} NVAs announcing (fewest {fewest})")
+    log(f"{nvas} NVAs, run {attempt}: rolling upgrade in {wall:.0f} s, {drained} NVAs drained one at a time, {failed} failed of "
+        f"{len(records)} requests, {short_s} s with fewer than {nvas} NVAs announcing (fewest {fewest})")
     for failure in failures:
         log(f"  failed request {failure['after_start_s']} s into the run: {failure['body']}")
     os.makedirs(labbench.RESULTS, exist_ok=True)
-    with open(os.path.join(labbench.RESULTS, f"{NAME}_{nvas}nvas.log"), "w", encoding="utf-8") as handle:
-        handle.write(output)
-    return {"nvas": nvas, "wall_s": round(wall, 1), "requests": len(records), "failed": failed, "drained": drained,
-            "short_s": short_s, "fewest_announcing": fewest, "failures": failures}
+    with open(os.path.join(labbench.RESULTS, f"{NAME}_{nvas}nvas_run{attempt}.log"), "w", encoding="utf-8") as out:
+        out.write(output)
+    return {"nvas": nvas, "run": attempt, "wall_s": round(wall, 1), "requests": len(records), "failed": failed,
+            "drained": drained, "short_s": short_s, "fewest_announcing": fewest, "failures": failures}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2, 4], help="NVAs per region (default: 2 4)")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=1, help="rolling upgrades per size, one after the other (default %(default)s)")
     args = parser.parse_args(argv)
     runs = []
     with labbench.exclusive_lab():
         try:
             for nvas in args.sizes:
-                runs.append(one_size(nvas, args.rate))
+                handle = deploy(nvas)
+                for attempt in range(1, args.repeat + 1):
+                    runs.append(rollout(handle, nvas, args.rate, attempt))
         finally:
             Lab().down()
     rows = []
     for run in runs:
-        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs, {args.rate:.0f} req/s: failed requests",
-                                 run["failed"], target="0", met=run["failed"] == 0))
-        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs: seconds with fewer NVAs announcing",
-                                 run["short_s"], unit="s"))
-        rows.append(labbench.row(f"rolling checker upgrade, {run['nvas']} NVAs: wall time of site.yml", round(run["wall_s"]), unit="s"))
+        name = f"rolling checker upgrade, {run['nvas']} NVAs" + (f" (run {run['run']})" if args.repeat > 1 else "")
+        rows.append(labbench.row(f"{name}, {args.rate:.0f} req/s: failed requests", run["failed"], target="0", met=run["failed"] == 0))
+        rows.append(labbench.row(f"{name}: seconds with fewer NVAs announcing", run["short_s"], unit="s"))
+        rows.append(labbench.row(f"{name}: wall time of site.yml", round(run["wall_s"]), unit="s"))
     labbench.save(NAME, rows, runs=runs, rate=args.rate)
     return 0 if all(run["failed"] == 0 for run in runs) else 1
 

@@ -3,7 +3,6 @@
 Skipped until the site playbook exists (ANYCAST_SITE_PLAYBOOK points at another one meanwhile). Every test
 puts the lab back as `deployed` left it. Figures (failover time, failed requests) are printed: run with -s.
 """
-import re
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import pytest
 
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
 from anycast_lab.net import plan
+from anycast_lab.net.fabric import next_hops as fabric_next_hops, path as fabric_path
 from anycast_lab.net.traffic import RouteSwitch, Traffic, requests, summary
 
 WE, NE = plan.REGIONS
@@ -178,19 +178,6 @@ def test_drain_a_region_then_one_nva_loses_no_request(deployed):  # pylint: disa
             failed = [record for record in failed if record not in in_flight]
         assert not failed, f"drain of {target or WE.name} lost requests: {summary(failed)}"
         wait_for(lambda: ecmp_onprem() and len(fabric_next_hops(WE)) == 2, 60, "undrain did not bring the NVA/region back")
-
-
-def fabric_next_hops(region):
-    """NVA addresses the region's VNet routes the anycast IP to (the Route Server instances' programmed routes)."""
-    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", ANYCAST], capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"via (\S+)", out))
-
-
-def fabric_path(region):
-    """The NVA address the region's fabric picks for the on-premises client's flows now."""
-    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "get", plan.ANYCAST_IP, "from", plan.CLIENT_IP, "iif", "gw-er"],
-                         capture_output=True, text=True, check=True).stdout
-    return re.search(r"via (\S+)", out).group(1)
 
 
 # A client that opens its connection and sends half a request, then waits for a line on stdin before finishing it.

@@ -7,8 +7,27 @@ Two Azure behaviours that bite in real deployments:
   per NIC port of that subnet; `throw` routes for the VNet address spaces keep VNet-local traffic
   on the system routes, as Azure's longest-prefix match would for the usual UDRs).
 """
+import re
+import subprocess
+
+from . import plan
+
 NFT_TABLE = "anl_fabric"
 UDR_RULE_PREF = 500
+
+
+def next_hops(region, prefix=f"{plan.ANYCAST_IP}/32"):
+    """NVA addresses the region's VNet routes a prefix to (what Route Server learned and programmed)."""
+    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "show", "table", "all", prefix],
+                         capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"via (\S+)", out))
+
+
+def path(region, source=plan.CLIENT_IP, iif="gw-er", dest=plan.ANYCAST_IP):
+    """The NVA address the region's fabric picks for a flow now (it hashes on addresses only)."""
+    out = subprocess.run(["ip", "-n", region.fabric_ns, "route", "get", dest, "from", source, "iif", iif],
+                         capture_output=True, text=True, check=True).stdout
+    return re.search(r"via (\S+)", out).group(1)
 
 
 def udr_table(region, nic):
