@@ -19,10 +19,11 @@ deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
 
 venv: $(VENV)/.done
-$(VENV)/.done: requirements.txt requirements-dev.txt
+$(VENV)/.done: requirements.txt requirements-dev.txt lab/pyproject.toml  ## the lab package (lab/) installed editable: import anycast_lab without PYTHONPATH
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e lab
 	touch $@
 
 collection-link:
