@@ -21,7 +21,7 @@ import tarfile
 import time
 
 from anycast_lab.hosts.host import ssh_argv
-from anycast_lab.net import plan
+from anycast_lab.regions import plan
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.9.10"

@@ -29,9 +29,9 @@ import time
 import traceback
 
 import labbench
-from anycast_lab.net import birdconf, plan, routers, routes
-from anycast_lab.net.fabric import next_hops as fabric_next_hops, path as fabric_path
-from anycast_lab.net.traffic import RouteSwitch, Traffic, settled, summary
+from anycast_lab.regions import birdconf, plan, routers, routes
+from anycast_lab.regions.fabric import next_hops as fabric_next_hops, path as fabric_path
+from anycast_lab.regions.traffic import RouteSwitch, Traffic, settled, summary
 
 WE, NE = plan.REGIONS
 ANYCAST = f"{plan.ANYCAST_IP}/32"

@@ -42,8 +42,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 import labbench  # noqa: E402
 import ahc_anchor  # noqa: E402
-from anycast_lab.net import birdconf, plan, routers  # noqa: E402
-from anycast_lab.net.traffic import Traffic, settled  # noqa: E402
+from anycast_lab.regions import birdconf, plan, routers  # noqa: E402
+from anycast_lab.regions.traffic import Traffic, settled  # noqa: E402
 
 RATE = 50.0
 WINDOW = 15.0        # failed-request share is over the requests sent in this many seconds after the stop (the e2e test's window)

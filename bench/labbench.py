@@ -18,7 +18,7 @@ if os.path.join(ROOT, "lab") not in sys.path:
 
 # pylint: disable=wrong-import-position
 from anycast_lab.lab import Lab  # noqa: E402
-from anycast_lab.net import plan  # noqa: E402
+from anycast_lab.regions import plan  # noqa: E402
 
 RESULTS = os.environ.get("ANYCAST_BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
 LOCK = os.path.join(os.environ.get("TMPDIR", "/tmp"), "anycast-nva-lab.lock")

@@ -19,8 +19,8 @@ import time
 
 import labbench
 from anycast_lab.lab import Lab, inventory_path
-from anycast_lab.net import fabric, plan
-from anycast_lab.net.traffic import Traffic
+from anycast_lab.regions import fabric, plan
+from anycast_lab.regions.traffic import Traffic
 
 NAME = "rolling_bench"
 PACKAGE_INIT = "/usr/local/lib/anycast-healthcheck/anycast_healthcheck/__init__.py"

@@ -1,1 +1,1 @@
-"""The anycast.nva lab: ARM emulator (arm), hosts and networks (hosts), the two-region fabric (net)."""
+"""The anycast.nva lab: ARM emulator (arm), hosts and networks (hosts), the two regions (regions: plan, fabric, routers, traffic)."""

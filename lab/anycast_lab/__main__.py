@@ -12,7 +12,7 @@ import sys
 from . import inventory
 from .hosts.util import LabError
 from .lab import Lab, demo
-from .net import plan
+from .regions import plan
 
 
 def _nvas(value):

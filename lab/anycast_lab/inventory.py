@@ -12,7 +12,7 @@ import os
 import yaml
 
 from .hosts.topology import LAB_DIR
-from .net import plan
+from .regions import plan
 
 REPO = os.path.dirname(LAB_DIR)
 STATIC_DIR = os.path.join(REPO, "inventories", "lab")

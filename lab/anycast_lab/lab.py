@@ -17,7 +17,7 @@ from .arm.client import EmulatorProcess
 from .hosts.topology import LAB_DIR, Topology, teardown
 from .hosts.util import LabError, log, running_pid, start_background, stop_background
 from .inventory import default_dir as inventory_dir, inventory_path
-from .net import labspec, plan, routers, routes, sync, traffic, wiring
+from .regions import labspec, plan, routers, routes, sync, traffic, wiring
 
 __all__ = ["Lab", "demo", "inventory_path", "site_playbook"]
 
@@ -51,7 +51,7 @@ class Lab:
     def _hook(self, command):
         """A shell command line the emulator runs: this Python, this lab dir."""
         env = f"PYTHONPATH={shlex.quote(LAB_DIR)} ANYCAST_LAB_DIR={shlex.quote(self.base)}"
-        return f"{env} {shlex.quote(sys.executable)} -m anycast_lab.net {command}"
+        return f"{env} {shlex.quote(sys.executable)} -m anycast_lab.regions {command}"
 
     def start_emulator(self):
         if running_pid(self.pid_file):

@@ -22,7 +22,7 @@ if LAB not in sys.path:
 # pylint: disable=wrong-import-position
 from anycast_lab.hosts.util import running_pid  # noqa: E402
 from anycast_lab.lab import Lab, site_playbook  # noqa: E402
-from anycast_lab.net import plan, routers, routes  # noqa: E402
+from anycast_lab.regions import plan, routers, routes  # noqa: E402
 
 TEST_PREFIX = "10.250.0.99/32"   # the tests' own anycast /32: never the service's 10.250.0.10
 TEST_ASN = 65010

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from conftest import hold_for, hostvar, onprem_route, site, wait_for
-from anycast_lab.net import plan
-from anycast_lab.net.fabric import next_hops as fabric_next_hops, path as fabric_path
-from anycast_lab.net.traffic import RouteSwitch, Traffic, requests, summary
+from anycast_lab.regions import plan
+from anycast_lab.regions.fabric import next_hops as fabric_next_hops, path as fabric_path
+from anycast_lab.regions.traffic import RouteSwitch, Traffic, requests, summary
 
 WE, NE = plan.REGIONS
 ANYCAST = f"{plan.ANYCAST_IP}/32"

@@ -5,8 +5,8 @@ The region's spare test VM plays the NVA here, so these run before any role or p
 import subprocess
 
 from conftest import TEST_ASN, TEST_PREFIX, hold_for, onprem_route, wait_for
-from anycast_lab.net import birdconf, plan, routers, routes
-from anycast_lab.net.traffic import requests
+from anycast_lab.regions import birdconf, plan, routers, routes
+from anycast_lab.regions.traffic import requests
 
 WE, NE = plan.REGIONS
 HTTP_PORT = 8080

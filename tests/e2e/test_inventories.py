@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from anycast_lab import inventory as lab_inventory
-from anycast_lab.net import labspec, plan
+from anycast_lab.regions import labspec, plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -14,7 +14,7 @@ from anycast_lab.arm.resources import MAX_BGP_CONNECTIONS
 from anycast_lab.hosts import LabError
 from anycast_lab.hosts import spec as spec_mod
 from anycast_lab.lab import Lab
-from anycast_lab.net import fabric, labspec, plan
+from anycast_lab.regions import fabric, labspec, plan
 
 SIZES = list(range(plan.MIN_NVAS, plan.MAX_NVAS + 1))
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")

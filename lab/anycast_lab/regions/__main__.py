@@ -1,10 +1,10 @@
 """CLI of the lab's network side: the emulator's hooks and a look at the routers.
 
-  python -m anycast_lab.net sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
-  python -m anycast_lab.net routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
-  python -m anycast_lab.net peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
-  python -m anycast_lab.net render DIR [--nvas N]          (write the topology spec, the ARM seed and the fixed BIRD configs)
-  python -m anycast_lab.net birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
+  python -m anycast_lab.regions sync [--state FILE]            (--on-change-cmd; FILE defaults to $ARM_STATE)
+  python -m anycast_lab.regions routes HUB CONN PEER_IP learned|advertised   (--routes-cmd; prints JSON)
+  python -m anycast_lab.regions peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
+  python -m anycast_lab.regions render DIR [--nvas N]          (write the topology spec, the ARM seed and the fixed BIRD configs)
+  python -m anycast_lab.regions birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
 """
 import argparse
 import json
@@ -25,7 +25,7 @@ def render(directory, nvas=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m anycast_lab.net", description="The lab's fabric, Route Server speakers and edge.")
+    parser = argparse.ArgumentParser(prog="python -m anycast_lab.regions", description="The lab's fabric, Route Server speakers and edge.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("sync", help="apply ARM state to the speakers and the fabric (the emulator's --on-change-cmd)")
     p.add_argument("--state", default=os.environ.get("ARM_STATE"), help="emulator state file (default $ARM_STATE)")

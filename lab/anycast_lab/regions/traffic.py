@@ -1,7 +1,7 @@
 """A steady client: HTTP GETs at a fixed rate, one TCP connection each, one JSON line per request.
 
 Runs inside the on-premises client namespace (`Lab.traffic()` starts it there):
-    python -m anycast_lab.net.traffic --url http://10.250.0.10/ --rate 25 --duration 30
+    python -m anycast_lab.regions.traffic --url http://10.250.0.10/ --rate 25 --duration 30
 Each line: {"t": start (epoch s), "ok": bool, "body": answer or error}. A fresh connection per request
 gives each one a new source port, so ECMP spreads them as it would spread real clients.
 """
@@ -66,7 +66,7 @@ def run(url, rate, duration, timeout, count=0, out=sys.stdout):  # pylint: disab
 
 
 def _argv(rate, address, port, timeout, count=0):
-    return ["ip", "netns", "exec", plan.CLIENT_NS, sys.executable, "-m", "anycast_lab.net.traffic",
+    return ["ip", "netns", "exec", plan.CLIENT_NS, sys.executable, "-m", "anycast_lab.regions.traffic",
             "--url", f"http://{address}:{port}/", "--rate", str(rate), "--timeout", str(timeout), "--count", str(count)]
 
 
