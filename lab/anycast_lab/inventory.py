@@ -11,10 +11,9 @@ import os
 
 import yaml
 
-from .hosts.topology import LAB_DIR
+from .paths import REPO, lab_dir
 from .regions import plan
 
-REPO = os.path.dirname(LAB_DIR)
 STATIC_DIR = os.path.join(REPO, "inventories", "lab")
 HEADER = """---
 # Lab region {region}: the controller (Azure modules run here) and the region's {count} NVAs.
@@ -25,7 +24,7 @@ HEADER = """---
 
 def default_dir(base=None):
     """Where generated inventories go unless told: <lab dir>/inventories."""
-    return os.path.join(base or plan.lab_dir(), "inventories")
+    return os.path.join(base or lab_dir(), "inventories")
 
 
 def hosts(region):
@@ -55,9 +54,9 @@ def _write(path, text):
 def write(out_dir=None, nvas=None, base=None):
     """Write one inventory per region for `nvas` NVAs per region (None: the lab's size); returns {region name: path}.
 
-    `base`: the lab dir the inventories point at (its SSH key and CA), default plan.lab_dir().
+    `base`: the lab dir the inventories point at (its SSH key and CA), default lab_dir().
     """
-    base = os.path.abspath(base or plan.lab_dir())
+    base = os.path.abspath(base or lab_dir())
     out_dir = os.path.abspath(out_dir or default_dir(base))
     count = plan.lab_nvas(base) if nvas is None else plan.check_nvas(nvas)
     paths = {}
@@ -82,7 +81,7 @@ def inventory_path(region, base=None):
     region: inventories/lab/<region>; otherwise the inventory generated (again) under <lab dir>/inventories.
     """
     name = plan.region(region).name
-    base = os.path.abspath(base or plan.lab_dir())
+    base = os.path.abspath(base or lab_dir())
     count = plan.lab_nvas(base)
     if count == plan.DEFAULT_NVAS:
         return os.path.join(STATIC_DIR, name)

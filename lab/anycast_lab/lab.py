@@ -14,9 +14,10 @@ import sys
 import time
 
 from .arm.client import EmulatorProcess
-from .hosts.topology import LAB_DIR, Topology, teardown
+from .hosts.topology import Topology, teardown
 from .hosts.util import LabError, log, running_pid, start_background, stop_background
 from .inventory import default_dir as inventory_dir, inventory_path
+from .paths import LAB_DIR, REPO, lab_dir
 from .regions import labspec, plan, routers, routes, sync, traffic, wiring
 
 __all__ = ["Lab", "demo", "inventory_path", "site_playbook"]
@@ -34,7 +35,7 @@ class Lab:
     """
 
     def __init__(self, base=None, nvas=None):
-        self.base = base or routers.lab_dir()
+        self.base = base or lab_dir()
         self.nvas = nvas
         self.arm_dir = os.path.join(self.base, "arm")
         self.state_file = os.path.join(self.arm_dir, "state.json")
@@ -201,13 +202,12 @@ class Lab:
 
 def site_playbook():
     """The playbook that deploys one region: playbooks/site.yml, or $ANYCAST_SITE_PLAYBOOK."""
-    return os.environ.get("ANYCAST_SITE_PLAYBOOK", os.path.join(os.path.dirname(LAB_DIR), "playbooks", "site.yml"))
+    return os.environ.get("ANYCAST_SITE_PLAYBOOK", os.path.join(REPO, "playbooks", "site.yml"))
 
 
 def demo(lab):
     """The README's main job: lab up, site.yml per region, requests spread over both regions, then one region fails."""
     lab.up()
-    repo = os.path.dirname(LAB_DIR)
     site = site_playbook()
     if not os.path.exists(site):
         log(f"{site} does not exist yet: the lab is up, nothing deployed")
@@ -215,7 +215,7 @@ def demo(lab):
     for region in plan.REGIONS:
         started = time.monotonic()
         inventory = inventory_path(region, lab.base)
-        log(f"ansible-playbook -i {os.path.relpath(inventory, repo)} playbooks/site.yml")
+        log(f"ansible-playbook -i {os.path.relpath(inventory, REPO)} playbooks/site.yml")
         # ansible-playbook's own output is the progress here.
         if subprocess.run(["ansible-playbook", "-i", inventory, site], check=False).returncode:
             raise LabError(f"site.yml failed for {region.name}")

@@ -19,11 +19,11 @@ import time
 
 import yaml
 
+from ..paths import LAB_DIR
 from . import image, net, spec as spec_mod
 from .host import Host, ensure_key, halt, nspawn_pids, overlay_mounts, remove_cgroups, unmount
 from .util import RUN_DIR, LabError, log, machine_lock, run, running_pid, start_background, stop_background, tail
 
-LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # .../lab, for PYTHONPATH
 MGMT_ALIAS = "anycast-lab mgmt"
 SEGMENT_BRIDGE = "br0"
 SOCKET_PATH_MAX = 107  # sun_path

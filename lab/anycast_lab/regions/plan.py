@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from ..hosts.util import LabError
+from ..paths import lab_dir
 
 PREFIX = "anl-lab"  # topology prefix: node NAME lives in namespace "anl-lab.NAME" (hosts machinery naming)
 SUBSCRIPTION_ID = "3c6e7f5a-0a11-4c1e-9d7a-6e0b5a7c1a10"
@@ -42,12 +43,6 @@ NVA_HOST_OCTETS = (4, 5, 6, 7, 8, 9, 11, 12)
 MAX_NVAS = len(NVA_HOST_OCTETS)
 NVAS_ENV = "ANYCAST_LAB_NVAS"
 SIZE_FILE = "size.json"  # in the lab dir, written by `up`, removed by `down`
-DEFAULT_LAB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), ".cache", "lab")
-
-
-def lab_dir():
-    """The lab's state directory (topology, emulator, BIRD files): $ANYCAST_LAB_DIR or <repo>/.cache/lab."""
-    return os.path.abspath(os.environ.get("ANYCAST_LAB_DIR", DEFAULT_LAB_DIR))
 
 
 def check_nvas(value, where="the number of NVAs per region"):

@@ -9,10 +9,8 @@ import subprocess
 
 from ..hosts.topology import Topology
 from ..hosts.util import LabError, run
+from ..paths import lab_dir
 from . import birdconf, plan
-
-DEFAULT_LAB_DIR = plan.DEFAULT_LAB_DIR
-lab_dir = plan.lab_dir  # the lab's state directory: $ANYCAST_LAB_DIR or <repo>/.cache/lab
 
 
 def speaker_name(region, instance):

@@ -9,6 +9,7 @@ import os
 
 from ..hosts import net
 from ..hosts.util import run
+from ..paths import lab_dir
 from . import birdconf, fabric, plan, routers
 from .armview import ArmView
 
@@ -39,7 +40,7 @@ def apply(state_path, base=None, force=False, fabric_too=True):
 
     fabric_too=False: only write the speakers' configs (before the namespaces exist).
     """
-    base = base or routers.lab_dir()
+    base = base or lab_dir()
     changed = []
     os.makedirs(os.path.join(base, "fabric"), exist_ok=True)
     # Writes from parallel requests run this concurrently: one at a time, each from a fresh state read.

@@ -18,9 +18,8 @@ import threading
 import time
 import urllib.parse
 
+from ..paths import LAB_DIR
 from . import plan
-
-LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def fetch(url, timeout):
