@@ -15,7 +15,7 @@ probes it and records the failure (azcollection calls azure.cli.core.cloud.get_c
 which its pinned azure-cli-core no longer has).
 
     make collection-link
-    PATH=$PWD/.venv/bin:$PATH PYTHONPATH=lab python bench/control_plane_bench.py [--part cp|routes|all]
+    PATH=$PWD/.venv/bin:$PATH python bench/control_plane_bench.py [--part cp|routes|all]
 
 Writes bench/results/control_plane.json (labbench.save); a part not run keeps the figures of its last run.
 """
@@ -30,15 +30,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "bench"), os.path.join(ROOT, "lab"), os.path.join(ROOT, "tests", "integration", "modules")]
-
-# pylint: disable=wrong-import-position
-import labbench  # noqa: E402
-from anycast_lab.arm.client import EmulatorProcess  # noqa: E402
-from anycast_lab.arm.proxy import DEFAULT_HOSTS, ConnectProxy  # noqa: E402
-from playbook_runner import RG, SPOKE_SUBNETS, SPOKE_VNET, Runner, extra_topology  # noqa: E402
-from route_table_bench import ROUTES, table_args  # noqa: E402
+import labbench
+from anycast_lab.arm.client import EmulatorProcess
+from anycast_lab.arm.proxy import DEFAULT_HOSTS, ConnectProxy
+from anycast_lab.paths import REPO as ROOT
+from anycast_lab.playbook_runner import RG, SPOKE_SUBNETS, SPOKE_VNET, Runner, extra_topology
+from route_table_bench import ROUTES, table_args
 
 NAME = "control_plane"
 AZ_DIR = os.path.join(ROOT, ".build", "bench-azcollection")
@@ -300,9 +297,8 @@ def changed_tasks(output):
 
 
 def lab_cli(command):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(ROOT, "lab"), os.environ.get("PYTHONPATH")])))
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "anycast_lab", command], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-m", "anycast_lab", command], cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit("python -m anycast_lab %s failed:\n%s" % (command, (proc.stdout + proc.stderr)[-3000:]))
     return time.monotonic() - started

@@ -4,7 +4,7 @@ Starts its own ARM emulator, runs anycast.nva.route_table with ansible-playbook 
 the ARM writes and the wall time of each run. Targets: first run <= 4 writes (one PUT of the
 table with every route embedded, one PUT per subnet), rerun 0 writes.
 
-    make collection-link && PYTHONPATH=lab python bench/route_table_bench.py
+    make collection-link && .venv/bin/python bench/route_table_bench.py
 
 bench/control_plane_bench.py --part routes runs the same job (table_args) beside azure.azcollection and saves the figures.
 """
@@ -13,12 +13,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "lab"), os.path.join(ROOT, "tests", "integration", "modules")]
-
-# pylint: disable=wrong-import-position
-from anycast_lab.arm.client import EmulatorProcess  # noqa: E402
-from playbook_runner import RG, SPOKE_SUBNETS, SPOKE_VNET, Runner, extra_topology  # noqa: E402
+from anycast_lab.arm.client import EmulatorProcess
+from anycast_lab.paths import REPO as ROOT
+from anycast_lab.playbook_runner import RG, SPOKE_SUBNETS, SPOKE_VNET, Runner, extra_topology
 
 ROUTES = 50
 TARGETS = {"first run": 4, "rerun": 0}

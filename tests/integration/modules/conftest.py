@@ -2,16 +2,16 @@
 
 `run_module(module, args, check=False, diff=True, timeout=60)` writes a one-task playbook, runs
 `ansible-playbook` (collections found through .build/ansible_collections, see ansible.cfg;
-results printed by the json_result stdout callback next to this file) and returns the task's
+results printed by the json_result stdout callback, lab/anycast_lab/callback_plugins) and returns the task's
 result as a playbook would register it, plus `failed` and `writes` (the ARM writes the
-emulator logged during the run). See playbook_runner.py.
+emulator logged during the run). See lab/anycast_lab/playbook_runner.py.
 
 `lab` is the emulator's default region (tests/integration/conftest.py) plus two more spoke
 subnets and a provisioned Route Server; `network` is the real SDK client against it.
 """
 import pytest
 
-from playbook_runner import Runner, extra_topology
+from anycast_lab.playbook_runner import Runner, extra_topology
 
 
 @pytest.fixture

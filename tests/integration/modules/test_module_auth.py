@@ -1,5 +1,5 @@
 """Credentials and endpoints from the environment, as on a controller set up with AZURE_* variables."""
-from playbook_runner import HUB, RG
+from anycast_lab.playbook_runner import HUB, RG
 
 
 def test_service_principal_subscription_and_ca_from_the_environment(run_module, lab):

@@ -1,5 +1,5 @@
 """anycast.nva.nic_ip_forwarding and anycast.nva.anycast_prefix_guard."""
-from playbook_runner import HUB_VNET, NICS, RG, SPOKE_VNET
+from anycast_lab.playbook_runner import HUB_VNET, NICS, RG, SPOKE_VNET
 
 
 def forwarding(network):

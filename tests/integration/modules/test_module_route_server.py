@@ -2,7 +2,7 @@
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from playbook_runner import HUB, HUB_VNET, RG
+from anycast_lab.playbook_runner import HUB, HUB_VNET, RG
 
 LEARNED = {"RouteServiceRole_IN_0": [{"localAddress": "10.10.1.4", "network": "10.250.0.10/32", "nextHop": "10.10.2.4",
                                       "sourcePeer": "10.10.2.4", "origin": "EBgp", "asPath": "65001", "weight": 32768}],

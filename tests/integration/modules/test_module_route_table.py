@@ -2,7 +2,7 @@
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from playbook_runner import RG, SPOKE_VNET
+from anycast_lab.playbook_runner import RG, SPOKE_VNET
 
 APP1 = {"virtual_network": SPOKE_VNET, "name": "snet-app"}
 ROUTES = [

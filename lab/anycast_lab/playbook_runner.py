@@ -1,15 +1,16 @@
 """Run one anycast.nva module through a real `ansible-playbook` and report its result and ARM writes.
 
-Used by the module tests (conftest.py) and by bench/route_table_bench.py.
+Used by the module tests (tests/integration/modules/conftest.py) and by bench/route_table_bench.py and
+bench/control_plane_bench.py. Results come back through the json_result stdout callback (callback_plugins/).
 """
 import json
 import os
 import subprocess
 import sys
 
-from anycast_lab.arm.client import RESOURCE_GROUP, ROUTE_SERVER, route_server_topology
+from .arm.client import RESOURCE_GROUP, ROUTE_SERVER, route_server_topology
+from .paths import REPO
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 CALLBACKS = os.path.join(os.path.dirname(__file__), "callback_plugins")
 
 RG = RESOURCE_GROUP
