@@ -10,7 +10,6 @@ BIN := $(VENV)/bin
 COLL := $(ROOT)/.build/ansible_collections/anycast/nva
 SANITY_DIR := $(or $(TMPDIR),/tmp)/anycast-nva-sanity
 export PATH := $(BIN):$(PATH)
-export PYTHONPATH := $(ROOT)/lab
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
 .PHONY: deps venv collection-link image sanity lint unit prometheus integration molecule e2e-fabric e2e test demo lab-up lab-down clean bench

@@ -1,6 +1,6 @@
 """Benchmarks of the NVA data plane in the two-region lab (issue 5, benchmarks 2, 3 and 4).
 
-    python bench/dataplane_bench.py --part drain|conntrack|iperf|all   (PYTHONPATH=lab, the venv on PATH)
+    python bench/dataplane_bench.py --part drain|conntrack|iperf|all   (the venv's Python, the venv on PATH)
 
 drain      failed requests while the on-premises client sends 50 requests/s and drain.yml drains
            westeurope (until traffic moved and the withdraw happened), then undrain.yml; then the same

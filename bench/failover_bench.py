@@ -19,7 +19,7 @@ check is an HTTP GET with a body match, in-process; anycast-healthchecker forks 
 after a first failure. Failed requests: the share of the requests sent in the 15 s after the stop (the e2e test's
 window), and the count over the whole outage.
 
-    PYTHONPATH=lab python bench/failover_bench.py [--part all|failover|flap|sigkill|restore|report] [--trials 10]
+    .venv/bin/python bench/failover_bench.py [--part all|failover|flap|sigkill|restore|report] [--trials 10]
 
 Figures go to bench/results/failover.json (parts run separately are merged into it) and the timeline plot of one
 trial of ours and one of anycast-healthchecker to bench/results/failover_timeline.png (needs matplotlib:
@@ -38,12 +38,10 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-# pylint: disable=wrong-import-position
-import labbench  # noqa: E402
-import ahc_anchor  # noqa: E402
-from anycast_lab.regions import birdconf, plan, routers  # noqa: E402
-from anycast_lab.regions.traffic import Traffic, settled  # noqa: E402
+import ahc_anchor
+import labbench
+from anycast_lab.regions import birdconf, plan, routers
+from anycast_lab.regions.traffic import Traffic, settled
 
 RATE = 50.0
 WINDOW = 15.0        # failed-request share is over the requests sent in this many seconds after the stop (the e2e test's window)

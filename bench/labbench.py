@@ -1,6 +1,6 @@
 """What every lab benchmark shares: exclusive use of the lab, a deployed lab, and one results file per benchmark.
 
-A benchmark module runs as `python bench/<name>.py` (PYTHONPATH=lab, the venv on PATH: `make bench` sets both)
+A benchmark module runs as `python bench/<name>.py` (the venv's Python, which has the lab package, and the venv on PATH: `make bench`)
 and calls `save(name, figures)`; bench/report.py turns every results file into the table and the plot.
 """
 import contextlib
@@ -12,16 +12,11 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if os.path.join(ROOT, "lab") not in sys.path:
-    sys.path.insert(0, os.path.join(ROOT, "lab"))
-
-# pylint: disable=wrong-import-position
-from anycast_lab.lab import Lab  # noqa: E402
-from anycast_lab.regions import plan  # noqa: E402
+from anycast_lab.lab import Lab
+from anycast_lab.paths import LAB_LOCK as LOCK, REPO as ROOT
+from anycast_lab.regions import plan
 
 RESULTS = os.environ.get("ANYCAST_BENCH_RESULTS", os.path.join(ROOT, "bench", "results"))
-LOCK = os.path.join(os.environ.get("TMPDIR", "/tmp"), "anycast-nva-lab.lock")
 
 
 @contextlib.contextmanager

@@ -37,9 +37,8 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import labbench  # noqa: E402  pylint: disable=wrong-import-position
-from anycast_lab.hosts import Topology, teardown  # noqa: E402  pylint: disable=wrong-import-position
+import labbench
+from anycast_lab.hosts import Topology, teardown
 
 PREFIX = "anb-scale"
 BRIDGE = "anb-mgmt"
@@ -413,7 +412,7 @@ def run(args):
             topo.down()
             shutil.rmtree(work, ignore_errors=True)
         else:
-            print(f"kept: state {work}/lab (down: PYTHONPATH=lab python -m anycast_lab.hosts down --state {work}/lab)")
+            print(f"kept: state {work}/lab (down: .venv/bin/python -m anycast_lab.hosts down --state {work}/lab)")
     return figures
 
 

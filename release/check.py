@@ -1,6 +1,6 @@
 """`make release-check`: what a team that installs anycast.nva from Galaxy gets, checked end to end.
 
-Run from the repository root with the project's venv and PYTHONPATH=lab (the Makefile does both):
+Run from the repository root with the project's venv, which has the lab package (`make venv`; the Makefile does both):
 
 1. `ansible-galaxy collection build` into a temp dir; the tarball holds what a user needs and none of
    the lab, tests, CI or developer files (galaxy.yml build_ignore).
@@ -34,10 +34,8 @@ import time
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "lab"))
-
-from anycast_lab.arm.client import EmulatorProcess, default_topology, route_server_topology  # noqa: E402  pylint: disable=wrong-import-position
+from anycast_lab.arm.client import EmulatorProcess, default_topology, route_server_topology
+from anycast_lab.paths import REPO as ROOT
 
 ANSIBLE_CORE = os.environ.get("RELEASE_CHECK_ANSIBLE_CORE", "ansible-core>=2.17,<2.20")
 MODULES = ["anycast_prefix_guard", "nic_ip_forwarding", "route_server", "route_server_info", "route_server_peer", "route_table"]

@@ -9,20 +9,15 @@ import fcntl
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lab")
-if LAB not in sys.path:
-    sys.path.insert(0, LAB)
-
-# pylint: disable=wrong-import-position
-from anycast_lab.hosts.util import running_pid  # noqa: E402
-from anycast_lab.lab import Lab, site_playbook  # noqa: E402
-from anycast_lab.regions import plan, routers, routes  # noqa: E402
+from anycast_lab.hosts.util import running_pid
+from anycast_lab.lab import Lab, site_playbook
+from anycast_lab.paths import LAB_LOCK, REPO  # LAB_LOCK: shared with the benchmarks (bench/labbench.py)
+from anycast_lab.regions import plan, routers, routes
 
 TEST_PREFIX = "10.250.0.99/32"   # the tests' own anycast /32: never the service's 10.250.0.10
 TEST_ASN = 65010
@@ -47,9 +42,6 @@ def hold_for(predicate, seconds, what, interval=0.2):
         if predicate():
             pytest.fail(what)
         time.sleep(interval)
-
-
-LAB_LOCK = os.path.join(os.environ.get("TMPDIR", "/tmp"), "anycast-nva-lab.lock")  # shared with bench/labbench.py
 
 
 @pytest.fixture(scope="session")
@@ -209,7 +201,6 @@ def azure(network):  # pylint: disable=redefined-outer-name
     changes.cleanup()
 
 
-REPO = os.path.dirname(LAB)
 # The playbook the deployed-scenario tests run; ANYCAST_SITE_PLAYBOOK points elsewhere (e.g. while it is written).
 SITE = site_playbook()
 

@@ -16,8 +16,9 @@ import time
 import pytest
 
 from conftest import onprem_route, site, wait_for
+from anycast_lab.paths import LAB_DIR
 from anycast_lab.regions import plan
-from anycast_lab.regions.traffic import LAB_DIR, Traffic, summary
+from anycast_lab.regions.traffic import Traffic, summary
 
 WE, NE = plan.REGIONS
 SERVICE = f"{plan.ANYCAST_IP}/32"           # the lab's service, announced by both regions

@@ -11,9 +11,8 @@ import subprocess
 import pytest
 
 from anycast_lab import inventory as lab_inventory
+from anycast_lab.paths import REPO
 from anycast_lab.regions import labspec, plan
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def inventory(path):

@@ -8,17 +8,9 @@ default topology (docs/dev/conventions.md, region westeurope) before every test:
     arm_emulator.env()              -> AZURE_* / REQUESTS_CA_BUNDLE for subprocesses (ansible-playbook, modules)
 `arm_emulator_factory(**options)` starts a private emulator (e.g. to restart it or give it hooks).
 """
-import os
-import sys
-
 import pytest
 
-LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lab")
-if LAB not in sys.path:
-    sys.path.insert(0, LAB)
-
-# pylint: disable-next=wrong-import-position
-from anycast_lab.arm.client import EmulatorProcess  # noqa: E402
+from anycast_lab.arm.client import EmulatorProcess
 
 
 @pytest.fixture(scope="session")

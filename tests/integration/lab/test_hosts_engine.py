@@ -12,10 +12,9 @@ import pytest
 
 from anycast_lab.hosts import LabError, Topology, image, spec as spec_mod
 from anycast_lab.hosts import net
+from anycast_lab.paths import LAB_DIR as LAB
 
 from lab_helpers import NOTHING, PREFIX, PREFIX2, free_mgmt_ips, leftovers, spec_data
-
-LAB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "lab")
 
 
 def make(state_dir, data):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-LAB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "lab")
+from anycast_lab.paths import LAB_DIR
 
 
 @pytest.fixture(name="backend")

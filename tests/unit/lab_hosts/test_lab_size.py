@@ -14,10 +14,10 @@ from anycast_lab.arm.resources import MAX_BGP_CONNECTIONS
 from anycast_lab.hosts import LabError
 from anycast_lab.hosts import spec as spec_mod
 from anycast_lab.lab import Lab
+from anycast_lab.paths import REPO
 from anycast_lab.regions import fabric, labspec, plan
 
 SIZES = list(range(plan.MIN_NVAS, plan.MAX_NVAS + 1))
-REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
 MGMT = ipaddress.ip_network(labspec.MGMT_ADDRESS, strict=False)
 
 
