@@ -38,8 +38,8 @@ sanity: venv  ## ansible-test needs a real tree under ansible_collections/: copy
 lint: venv collection-link
 	$(BIN)/ansible-lint --profile production
 
-unit: venv collection-link
-	$(BIN)/pytest -q tests/unit
+unit: venv collection-link  ## the collection's unit tests, then the lab's own (lab/tests/unit)
+	$(BIN)/pytest -q tests/unit lab/tests/unit
 
 # The monitoring files (monitoring/): promtool (Debian package prometheus, installed by deps) checks the alert rules
 # and runs their unit tests; the pytest files parse the dashboard's queries with promtool, lint the checker's metrics
@@ -51,8 +51,8 @@ prometheus: deps venv collection-link
 	$(PY) -m pip install -q -r bench/requirements-bench.txt
 	ANYCAST_REQUIRE_PROMETHEUS=1 $(BIN)/pytest -q tests/unit/monitoring tests/unit/healthcheck/test_metrics.py
 
-integration: venv collection-link image
-	$(BIN)/pytest -q tests/integration
+integration: venv collection-link image  ## the modules against the ARM emulator, then the lab's own: the emulator, the host machinery
+	$(BIN)/pytest -q tests/integration lab/tests/integration
 
 image: deps venv  ## the lab hosts' Debian 12 root image (debootstrap, cached in /var/cache/anycast-nva)
 	$(PY) -m anycast_lab.hosts image

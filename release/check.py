@@ -44,7 +44,7 @@ PLAYBOOKS = ["azure", "drain", "nva", "site", "status", "undrain"]
 # Top-level entries (or paths) that must never be in the Galaxy artifact.
 FORBIDDEN = ["lab/", "tests/", ".ci/", "extensions/", "bench/", "release/", ".venv/", ".build/", ".cache/", ".ansible/",
              ".pytest_cache/", ".benchmarks/", "docs/dev/", "changelogs/fragments/", "Makefile", "ansible.cfg",
-             "requirements-dev.txt", ".gitignore", ".ansible-lint"]
+             "requirements-dev.txt", ".gitignore", ".ansible-lint", "pytest.ini"]
 REQUIRED = (["README.md", "requirements.txt", "bindep.txt", "meta/runtime.yml", "meta/execution-environment.yml",
              "changelogs/changelog.yaml", "changelogs/config.yaml", "plugins/doc_fragments/azure.py", "inventories/README.md",
              "monitoring/prometheus/anycast-nva.rules.yml", "monitoring/grafana/anycast-nva-region.json"]
