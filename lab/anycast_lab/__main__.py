@@ -1,4 +1,4 @@
-"""`python -m anycast_lab up|down|status|demo|inventory` (PYTHONPATH=lab): the two-region lab.
+"""`python -m anycast_lab up|down|status|demo|inventory` (the venv's Python: `make venv` installs the lab): the two-region lab.
 
   up [--nvas N]                  bring the lab up with N NVAs per region (2-8; default $ANYCAST_LAB_NVAS, else 2)
   demo [--nvas N]                up, site.yml per region, traffic, failover
