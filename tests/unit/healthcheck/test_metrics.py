@@ -123,8 +123,11 @@ def test_region_nvas_is_a_count_of_route_server_peers():
     assert validate_config({'prefixes': []})['region_nvas'] == 0
     assert validate_config({'prefixes': [], 'region_nvas': 8})['region_nvas'] == 8
     for bad in (9, -1, 2.5, True, '2'):
-        with pytest.raises(ConfigError, match='region_nvas'):
+        # The message starts with the key, so that the role's preflight names healthcheck_region_nvas.
+        with pytest.raises(ConfigError, match=r'^region_nvas: must be an integer between 0 and 8'):
             validate_config({'prefixes': [], 'region_nvas': bad})
+    with pytest.raises(ConfigError, match=r'^withdraw_deadline: must be a number between 1 and 60'):
+        validate_config({'prefixes': [], 'withdraw_deadline': 99})
 
 
 def test_every_family_passes_promtool_check_metrics(tmp_path):

@@ -58,7 +58,7 @@ def _number(obj, key, path, low, high, integer=False):
     # bool is an int in Python: refuse it explicitly so `rise: true` is an error.
     if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
         what = 'an integer' if integer else 'a number'
-        _fail('%s.%s' % (path, key), 'must be %s between %s and %s' % (what, low, high), value)
+        _fail('%s.%s' % (path, key) if path else key, 'must be %s between %s and %s' % (what, low, high), value)
     return value
 
 
@@ -207,11 +207,11 @@ def validate_config(raw):
             _fail(key, 'must be an absolute path', config[key])
     if not isinstance(config['metrics_textfile'], str) or (config['metrics_textfile'] and not config['metrics_textfile'].startswith('/')):
         _fail('metrics_textfile', 'must be an absolute path or empty (off)', config['metrics_textfile'])
-    _number(config, 'metrics_textfile_interval', 'config', 1, 3600)
-    _number(config, 'reconcile_interval', 'config', 0.1, 2)
-    _number(config, 'withdraw_deadline', 'config', 1, 60)
+    _number(config, 'metrics_textfile_interval', '', 1, 3600)
+    _number(config, 'reconcile_interval', '', 0.1, 2)
+    _number(config, 'withdraw_deadline', '', 1, 60)
     # Route Server peers with at most 8 NVAs.
-    _number(config, 'region_nvas', 'config', 0, 8, integer=True)
+    _number(config, 'region_nvas', '', 0, 8, integer=True)
     if config['metrics_listen']:
         parse_listen(config['metrics_listen'])
     prefixes = config.get('prefixes')
