@@ -124,15 +124,18 @@ def rollout(handle, nvas, rate, attempt):
     drained = len(re.findall(r"Rolling \| De-prefer this NVA's prefixes[^\n]*\n+changed: \[", output))
     failures = [dict(record, after_start_s=round(record["t"] - started, 2)) for record in records if not record["ok"]]
     failed = len(failures)
+    # What the run changed (a checker upgrade should change the checker alone, plus the drains around it).
+    changed_tasks = sorted(set(re.findall(r"TASK \[([^\]]+)\][^\n]*\n+changed: ", output)))
     log(f"{nvas} NVAs, run {attempt}: rolling upgrade in {wall:.0f} s, {drained} NVAs drained one at a time, {failed} failed of "
         f"{len(records)} requests, {short_s} s with fewer than {nvas} NVAs announcing (fewest {fewest})")
+    log(f"  tasks that changed something: {changed_tasks}")
     for failure in failures:
         log(f"  failed request {failure['after_start_s']} s into the run: {failure['body']}")
     os.makedirs(labbench.RESULTS, exist_ok=True)
     with open(os.path.join(labbench.RESULTS, f"{NAME}_{nvas}nvas_run{attempt}.log"), "w", encoding="utf-8") as out:
         out.write(output)
     return {"nvas": nvas, "run": attempt, "wall_s": round(wall, 1), "requests": len(records), "failed": failed,
-            "drained": drained, "short_s": short_s, "fewest_announcing": fewest, "failures": failures}
+            "drained": drained, "short_s": short_s, "fewest_announcing": fewest, "changed_tasks": changed_tasks, "failures": failures}
 
 
 def main(argv=None):
