@@ -7,8 +7,9 @@ import pytest
 import requests
 
 from anycast_lab.arm.client import RESOURCE_GROUP as RG, route_server_topology
+from anycast_lab.paths import REPO
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "shared", "azure-rest-examples", "2025-07-01")
+EXAMPLES = os.path.join(os.path.dirname(REPO), "shared", "azure-rest-examples", "2025-07-01")
 # example file -> (resource path under the resource group, keys of the example the emulator leaves out)
 CASES = {
     "VirtualHubGet": ("virtualHubs/rs-weu", {"virtualWan", "addressPrefix"}),
