@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import copy
 import random
 import time
@@ -26,6 +27,7 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.anycast.nva.plugins.module_utils.deadline import READ_TIMEOUT, BoundedCredential, deadline_retry_policy, retried_until_deadline
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 
 try:
@@ -37,7 +39,6 @@ try:
         ServiceResponseError,
         ServiceResponseTimeoutError,
     )
-    from azure.core.pipeline.policies import RetryPolicy
     from azure.mgmt.network import NetworkManagementClient
     from azure.mgmt.network import models as network_models
     from azure import identity
@@ -60,8 +61,6 @@ RETRYABLE_CODES = (
 POLL_INTERVAL = 2
 # Longest single pause between two attempts of a refused write.
 MAX_BACKOFF = 10
-# Longest wait for one answer (less when the module's timeout runs out sooner).
-READ_TIMEOUT = 120
 
 # Option names and types; the documentation lives in the anycast.nva.azure doc fragment.
 AZURE_ARGUMENT_SPEC = dict(
@@ -148,41 +147,6 @@ def _translate(err, field):
     return AnycastError(field, "Azure request failed: %s" % (getattr(err, "message", None) or err))
 
 
-def _deadline_retry_policy(deadline, **kwargs):
-    """The SDK's retry policy (408/429/5xx with backoff, Retry-After honoured), cut off at the deadline.
-
-    Defined in a function so that importing this file does not need azure-core.
-    """
-
-    class DeadlineRetryPolicy(RetryPolicy):
-        def configure_retries(self, options):
-            settings = super().configure_retries(options)
-            # Each request gets what is left of the module's time, not a fresh week,
-            # and waits no longer than that for an answer either.
-            left = max(deadline - time.monotonic(), 0.001)
-            settings["timeout"] = left
-            options["read_timeout"] = min(options.get("read_timeout") or READ_TIMEOUT, left)
-            return settings
-
-        def increment(self, settings, response=None, error=None):
-            if not super().increment(settings, response=response, error=error):
-                return False
-            # Give up (and report Azure's last answer) rather than sleep past the deadline.
-            pause = None
-            if error is None and response is not None:
-                pause = self.get_retry_after(response)
-            if pause is None:
-                pause = self.get_backoff_time(settings)
-            left = deadline - time.monotonic() - pause
-            if left <= 0:
-                return False
-            # The next attempt waits for its answer only as long as the module has time left.
-            response.context.options["read_timeout"] = min(READ_TIMEOUT, left)
-            return True
-
-    return DeadlineRetryPolicy(**kwargs)
-
-
 class ArmSession:
     """Credential, client, deadline and the read / write primitives of one module run."""
 
@@ -217,6 +181,15 @@ class ArmSession:
             if authority != DEFAULT_AUTHORITY_HOST:
                 # Sovereign clouds and the lab emulator have no instance-discovery endpoint.
                 kwargs["disable_instance_discovery"] = True
+        return BoundedCredential(self._base_credential(kwargs), self.remaining, self._token_timeout_message)
+
+    def _token_timeout_message(self):
+        p = self.params
+        return ("no token from the identity endpoint (auth_source %s, authority %s) within timeout=%ss, so the request that needed it "
+                "was not sent" % (p["auth_source"], p.get("authority_host") or DEFAULT_AUTHORITY_HOST, p["timeout"]))
+
+    def _base_credential(self, kwargs):
+        p = self.params
         source = p["auth_source"]
         if source == "auto" and p.get("client_id") and p.get("secret") and p.get("tenant"):
             source = "credentials"
@@ -242,7 +215,7 @@ class ArmSession:
             kwargs = dict(
                 base_url=endpoint,
                 credential_scopes=[endpoint + "/.default"],
-                retry_policy=_deadline_retry_policy(self.deadline, retry_total=10, retry_backoff_factor=0.8, retry_backoff_max=30),
+                retry_policy=deadline_retry_policy(self.remaining),
                 polling_interval=POLL_INTERVAL,
                 connection_timeout=min(30, timeout),
                 read_timeout=min(READ_TIMEOUT, timeout),
@@ -259,6 +232,16 @@ class ArmSession:
 
     def remaining(self):
         return self.deadline - time.monotonic()
+
+    @contextlib.contextmanager
+    def time_box(self, seconds):
+        """Within the block, every wait and retry ends after at most seconds (and never after the module's deadline)."""
+        saved = self.deadline
+        self.deadline = min(saved, time.monotonic() + seconds)
+        try:
+            yield
+        finally:
+            self.deadline = saved
 
     # ----------------------------------------------------------------- reads
 
@@ -284,47 +267,97 @@ class ArmSession:
     def long_running_read(self, field, operation, *args):
         """A POST that only reads (learned/advertised routes): start it and wait for its result."""
         try:
-            return self._wait(field, operation(*args))
+            return self._wait(field, "the request for " + _target(operation, args), operation(*args))
         except (AzureError, AnycastError) as err:
             raise _translate(err, field) from None
 
     # ----------------------------------------------------------------- writes
 
-    def write(self, field, operation, *args):
+    def write(self, field, operation, *args, **kwargs):
         """Run a write (begin_create_or_update / begin_delete) to completion and return the result.
 
-        In check mode nothing is sent and None is returned. A write refused with one of
-        RETRYABLE_CODES (busy hub, routing not provisioned yet) is retried with a bounded,
-        jittered backoff until the module's timeout.
+        In check mode nothing is sent and None is returned. 408, 429 and 5xx answers are retried by the
+        client's retry policy until the module's deadline; a write refused with one of RETRYABLE_CODES (busy
+        hub, routing not provisioned yet) is retried here with a bounded, jittered backoff until the deadline.
+        A write that runs out of time fails naming the resource and saying whether Azure accepted it.
+        kwargs go to the SDK operation (headers=).
         """
         if self.check_mode:
             return None
+        target = _target(operation, args)
+        started = time.monotonic()
         attempt = 0
         while True:
             try:
-                return self._wait(field, operation(*args))
+                poller = operation(*args, **kwargs)
             except HttpResponseError as err:
                 failure = _translate(err, field)
                 if failure.code not in RETRYABLE_CODES:
-                    raise failure from None
+                    raise self._not_accepted(failure, target, time.monotonic() - started) from None
                 attempt += 1
                 pause = min(MAX_BACKOFF, 0.5 * 2 ** attempt) + random.uniform(0, 0.5)
                 retry_after = err.response.headers.get("Retry-After") if err.response is not None else None
                 if retry_after and retry_after.isdigit():
                     pause = max(pause, int(retry_after))
                 if time.monotonic() + pause >= self.deadline:
-                    raise AnycastError(failure.field, "%s (still refused after %d attempts within timeout=%ss)"
-                                       % (failure.message, attempt, self.params["timeout"]), code=failure.code, status=failure.status) from None
+                    raise AnycastError(failure.field, "%s (still refused after %d attempts within timeout=%ss; Azure did not accept the write to %s)"
+                                       % (failure.message, attempt, self.params["timeout"], target), code=failure.code, status=failure.status) from None
                 time.sleep(pause)
+                continue
+            except ServiceResponseError as err:
+                raise AnycastError("timeout", "no complete answer to the write to %s within timeout=%ss: Azure may have accepted it, and then it "
+                                   "may still complete (rerun the task to see): %s" % (target, self.params["timeout"], err.message)) from None
             except AzureError as err:
                 raise _translate(err, field) from None
+            return self._wait(field, "the write to " + target, poller)
 
-    def _wait(self, field, poller):
-        """Wait for a long-running operation within the deadline and return its result as JSON."""
-        poller.wait(max(self.remaining(), 0.1))
-        if not poller.done():
-            raise AnycastError("timeout", "the operation on %s did not finish within timeout=%ss" % (field, self.params["timeout"]))
-        return plain(poller.result())
+    def _not_accepted(self, failure, target, seconds):
+        """A refused write as AnycastError; a throttled or failing Azure was retried until the deadline, so that is a timeout."""
+        if not retried_until_deadline(failure.status):
+            return failure
+        return AnycastError("timeout", "Azure did not accept the write to %s: retried for %.0f s, until the deadline (timeout=%ss); "
+                            "its last answer: %s %s: %s" % (target, seconds, self.params["timeout"], failure.status, failure.code, failure.message),
+                            code=failure.code, status=failure.status)
+
+    def update(self, field, resource, change, reread, operation, *args):
+        """Read-modify-write with optimistic concurrency; returns the written resource (None when nothing was sent).
+
+        resource is the JSON read before (None: it does not exist yet); change(resource) gives the SDK model to
+        PUT, with only this module's change applied (None: nothing left to change); reread() reads it again. The
+        PUT carries If-Match with the etag read (If-None-Match: * for a new resource), so Azure refuses it with 412
+        when another client wrote the resource in between; then it is read again and the change applied to what
+        is there now, until the module's timeout. Nobody else's change is overwritten.
+        """
+        if self.check_mode:
+            return None
+        while True:
+            body = change(resource)
+            if body is None:
+                return None
+            etag = (resource or {}).get("etag")
+            headers = {"If-Match": etag} if etag else {"If-None-Match": "*"}
+            try:
+                return self.write(field, operation, *(args + (body,)), headers=headers)
+            except AnycastError as err:
+                if err.status != 412:
+                    raise
+                if self.remaining() <= 0:
+                    raise AnycastError(field, "another client kept changing the resource between this module's read and write until "
+                                       "timeout=%ss; nothing was written" % self.params["timeout"], code=err.code, status=412) from None
+            resource = reread()
+
+    def _wait(self, field, what, poller):
+        """Wait for a long-running operation Azure accepted, within the deadline, and return its result as JSON."""
+        try:
+            poller.wait(max(self.remaining(), 0.1))
+            if poller.done():
+                return plain(poller.result())
+        except AzureError as err:
+            failure = _translate(err, field)
+            if failure.field != "timeout" and not retried_until_deadline(failure.status):
+                raise failure from None
+        raise AnycastError("timeout", "Azure accepted %s, but it did not finish within timeout=%ss; it may still complete "
+                           "(rerun the task to see)" % (what, self.params["timeout"]))
 
     def wait_until(self, field, what, probe, interval=POLL_INTERVAL):
         """Poll probe() (which returns (done, value)) until done, bounded by the timeout."""
@@ -335,6 +368,12 @@ class ArmSession:
             if self.remaining() <= interval:
                 raise AnycastError("timeout", "%s: %s not reached within timeout=%ss" % (field, what, self.params["timeout"]))
             time.sleep(interval)
+
+
+def _target(operation, args):
+    """What an SDK operation acts on, for messages: 'RouteTables rg-weu/rt-spoke'."""
+    kind = type(getattr(operation, "__self__", None)).__name__.replace("Operations", "")
+    return "%s %s" % (kind, "/".join(arg for arg in args if isinstance(arg, str)))
 
 
 def _materialise(value):

@@ -7,12 +7,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
+
 from ansible_collections.anycast.nva.plugins.module_utils.arm import model, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import differing_keys, result
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 from ansible_collections.anycast.nva.plugins.module_utils.validation import resource_name
 
 IP_CONFIG_NAME = "ipconfig1"
+# Azure requires this subnet name for a Route Server (a /27 or larger).
+ROUTE_SERVER_SUBNET = "RouteServerSubnet"
+# Hub settings this module manages: option -> ARM property.
+_HUB_SETTINGS = (("allow_branch_to_branch_traffic", "allowBranchToBranchTraffic"), ("hub_routing_preference", "hubRoutingPreference"))
 # Learned/advertised route fields as Azure returns them -> as the modules return them.
 _ROUTE_KEYS = (("localAddress", "local_address"), ("network", "network"), ("nextHop", "next_hop"),
                ("sourcePeer", "source_peer"), ("origin", "origin"), ("asPath", "as_path"), ("weight", "weight"))
@@ -119,6 +125,10 @@ def wait_for_routing(session, field, resource_group, name):
         if "Failed" in (p.get("provisioningState"), p.get("routingState")):
             raise AnycastError(field, "Route Server %r is in a failed state (provisioningState %s, routingState %s)"
                                % (name, p.get("provisioningState"), p.get("routingState")), code="RouteServerFailed")
+        if p.get("routingState") in (None, "None") and p.get("provisioningState") == "Succeeded":
+            # Routing never comes without an ipConfiguration: no point in waiting for it.
+            raise AnycastError(field, "Route Server %r has routingState %s: it has no ipConfiguration; set create: true with virtual_network "
+                                      "to complete it" % (name, p.get("routingState")), code="RouteServerIncomplete")
         return p.get("routingState") == "Provisioned" and p.get("provisioningState") == "Succeeded", hub
 
     return session.wait_until(field, "routingState Provisioned", probe)
@@ -154,11 +164,15 @@ def ensure(session, params):
         _delete(session, rg, name)
         return result(_managed_view(before), {}, changed=True, route_server={})
 
-    if hub is None and not params["create"]:
-        raise AnycastError("name", "Route Server %r not found in resource group %r; set create: true to create it" % (name, rg),
-                           code="ResourceNotFound", status=404)
-    if hub is None:
-        _validate_create(params)
+    # A hub without ipConfiguration is a create that did not finish: completed with create: true, never waited for.
+    built = hub is not None and bool(session.read("name", session.network.virtual_hub_ip_configuration.list, rg, name))
+    if not built and not params["create"]:
+        if hub is None:
+            raise AnycastError("name", "Route Server %r not found in resource group %r; set create: true to create it" % (name, rg),
+                               code="ResourceNotFound", status=404)
+        raise AnycastError("name", "Route Server %r has no ipConfiguration (a create that did not finish); set create: true with "
+                                   "virtual_network to complete it" % name, code="RouteServerIncomplete")
+    plan = None if built else _plan_create(session, params, hub)
 
     desired = dict(_managed_view(before) or dict(name=name, location=params["location"],
                                                  allow_branch_to_branch_traffic=False, hub_routing_preference="ExpressRoute"))
@@ -167,37 +181,85 @@ def ensure(session, params):
             desired[option] = params[option]
     changed_keys = differing_keys(_managed_view(before), desired)
 
-    if changed_keys and not session.check_mode:
-        if hub is None:
-            _create(session, params, desired)
-        else:
-            body = dict(hub)
-            body["properties"] = dict(props(hub), allowBranchToBranchTraffic=desired["allow_branch_to_branch_traffic"],
-                                      hubRoutingPreference=desired["hub_routing_preference"])
-            session.write("name", session.network.virtual_hubs.begin_create_or_update, rg, name, model("VirtualHub", body))
+    if (changed_keys or plan) and not session.check_mode:
+        if hub is not None and changed_keys:
+            api = session.network.virtual_hubs
+            session.update("name", hub, functools.partial(_with_settings, params), functools.partial(read_hub, session, "name", rg, name),
+                           api.begin_create_or_update, rg, name)
+        if plan:
+            _create(session, params, desired, hub, plan)
     if session.check_mode:
         facts = dict(before or {}, **desired)
     else:
         facts = hub_facts(wait_for_routing(session, "name", rg, name))
-    return result(_managed_view(before), _managed_view(facts), changed=bool(changed_keys), changed_keys=changed_keys, route_server=facts)
+    return result(_managed_view(before), _managed_view(facts), changed=bool(changed_keys or plan), changed_keys=changed_keys, route_server=facts)
 
 
-def _create(session, params, desired):
-    """Standard public IP, hub (sku Standard), ipConfiguration on the RouteServerSubnet."""
+def _with_settings(params, hub):
+    """The hub as read with only the settings the task sets changed (None when it already has them)."""
+    facts = hub_facts(hub)
+    wanted = dict((key, params[option]) for option, key in _HUB_SETTINGS if params[option] is not None and facts[option] != params[option])
+    if not wanted:
+        return None
+    body = dict(hub)
+    body["properties"] = dict(props(hub), **wanted)
+    return model("VirtualHub", body)
+
+
+def _same_region(one, other):
+    return (one or "").replace(" ", "").lower() == (other or "").replace(" ", "").lower()
+
+
+def _plan_create(session, params, hub):
+    """Everything a create (or the completion of a half-built Route Server) needs, read and checked before its
+    first write: the subnet and the public IP to use (None: to be created). Raises naming the option at fault."""
+    _validate_create(params)
     rg, name, net = params["resource_group"], params["name"], session.network
+    if params["subnet"] != ROUTE_SERVER_SUBNET:
+        raise AnycastError("subnet", "Route Server must use the subnet named %s, not %r" % (ROUTE_SERVER_SUBNET, params["subnet"]))
+    if hub is not None and not _same_region(hub["location"], params["location"]):
+        raise AnycastError("location", "Route Server %r already exists in %s, not %s" % (name, hub["location"], params["location"]))
     vnet_rg = params["virtual_network_resource_group"] or rg
+    vnet = session.read("virtual_network", net.virtual_networks.get, vnet_rg, params["virtual_network"])
+    if not _same_region(vnet["location"], params["location"]):
+        raise AnycastError("location", "%s, but VNet %s is in %s: a Route Server lives in its VNet's region"
+                           % (params["location"], vnet["name"], vnet["location"]))
     subnet = session.read("subnet", net.subnets.get, vnet_rg, params["virtual_network"], params["subnet"])
+    prefix = props(subnet).get("addressPrefix") or (props(subnet).get("addressPrefixes") or ["0.0.0.0/0"])[0]
+    if int(prefix.split("/")[1]) > 27:
+        raise AnycastError("subnet", "%s of VNet %s is %s; Route Server needs a /27 or larger" % (params["subnet"], vnet["name"], prefix))
+    hub_id = session.resource_id(rg, "virtualHubs", name).lower()
+    users = [c["id"] for c in props(subnet).get("ipConfigurations") or [] if not c["id"].lower().startswith(hub_id + "/")]
+    if users:
+        raise AnycastError("subnet", "%s of VNet %s is already used by %s" % (params["subnet"], vnet["name"], users[0]))
     pip_name = params["public_ip"] or name + "-pip"
     pip = session.find("public_ip", net.public_ip_addresses.get, rg, pip_name)
+    if pip is not None:
+        user = (props(pip).get("ipConfiguration") or {}).get("id") or ""
+        if (pip.get("sku") or {}).get("name") != "Standard" or props(pip).get("publicIPAllocationMethod") != "Static":
+            raise AnycastError("public_ip", "%s is not a Standard static public IP, which Route Server needs" % pip_name)
+        if not _same_region(pip["location"], params["location"]):
+            raise AnycastError("public_ip", "%s is in %s, not %s" % (pip_name, pip["location"], params["location"]))
+        if user and not user.lower().startswith(hub_id + "/"):
+            raise AnycastError("public_ip", "%s is already used by %s" % (pip_name, user))
+    return dict(subnet=subnet, public_ip=pip, public_ip_name=pip_name)
+
+
+def _create(session, params, desired, hub, plan):
+    """What is missing of Standard public IP, hub (sku Standard) and ipConfiguration on the RouteServerSubnet:
+    all of it for a new Route Server, the rest of a half-built one (whose public IP may be left from before)."""
+    rg, name, net = params["resource_group"], params["name"], session.network
+    pip = plan["public_ip"]
     if pip is None:
         body = dict(location=params["location"], sku=dict(name="Standard"),
                     properties=dict(publicIPAllocationMethod="Static", publicIPAddressVersion="IPv4"))
-        pip = session.write("public_ip", net.public_ip_addresses.begin_create_or_update, rg, pip_name, model("PublicIPAddress", body))
-    body = dict(location=params["location"], properties=dict(
-        sku="Standard", allowBranchToBranchTraffic=desired["allow_branch_to_branch_traffic"],
-        hubRoutingPreference=desired["hub_routing_preference"]))
-    session.write("name", net.virtual_hubs.begin_create_or_update, rg, name, model("VirtualHub", body))
-    ip_config = dict(name=IP_CONFIG_NAME, properties=dict(subnet=dict(id=subnet["id"]), publicIPAddress=dict(id=pip["id"])))
+        pip = session.write("public_ip", net.public_ip_addresses.begin_create_or_update, rg, plan["public_ip_name"], model("PublicIPAddress", body))
+    if hub is None:
+        body = dict(location=params["location"], properties=dict(
+            sku="Standard", allowBranchToBranchTraffic=desired["allow_branch_to_branch_traffic"],
+            hubRoutingPreference=desired["hub_routing_preference"]))
+        session.write("name", net.virtual_hubs.begin_create_or_update, rg, name, model("VirtualHub", body))
+    ip_config = dict(name=IP_CONFIG_NAME, properties=dict(subnet=dict(id=plan["subnet"]["id"]), publicIPAddress=dict(id=pip["id"])))
     session.write("name", net.virtual_hub_ip_configuration.begin_create_or_update, rg, name, IP_CONFIG_NAME,
                   model("HubIpConfiguration", ip_config))
 

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
+
 from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result, same_id
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
@@ -14,6 +16,8 @@ from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4
 
 # The module offers these as choices, so Ansible refuses anything else before main() runs.
 NEXT_HOP_TYPES = ["VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None"]
+# Azure's limit of routes in one route table.
+MAX_ROUTES = 400
 _SUBNET_OPTIONS = dict(
     virtual_network=dict(type="str", required=True),
     name=dict(type="str", required=True),
@@ -43,6 +47,8 @@ def validate(params):
     """Every local check, before the first call to Azure. Returns the routes parsed (None when routes is omitted):
     name, next_hop_type, address_prefix as IPv4Network and next_hop_ip_address as IPv4Address (or None)."""
     resource_name(params["name"], "name")
+    if len(params["routes"] or []) > MAX_ROUTES:
+        raise AnycastError("routes", "%d routes listed; Azure allows at most %d routes in a route table" % (len(params["routes"]), MAX_ROUTES))
     routes = None if params["routes"] is None else []
     names, prefixes = set(), {}
     for index, route in enumerate(params["routes"] or []):
@@ -69,6 +75,8 @@ def validate(params):
             where = "%s[%d]" % (option, index)
             resource_name(subnet["virtual_network"], where + ".virtual_network")
             resource_name(subnet["name"], where + ".name")
+            if option == "subnets" and subnet["name"].lower() == "routeserversubnet":
+                raise AnycastError(where + ".name", "Route Server does not support a route table on RouteServerSubnet")
             key = ((subnet.get("resource_group") or params["resource_group"]).lower(), subnet["virtual_network"].lower(), subnet["name"].lower())
             if key in seen:
                 raise AnycastError(where, "subnet %s/%s is already listed in %s" % (subnet["virtual_network"], subnet["name"], seen[key]))
@@ -123,6 +131,25 @@ def table_body(table, view):
     return model("RouteTable", body)
 
 
+def _desired_view(params, routes, table):
+    """The table as this module wants it, from the table as read (None: not there yet): its settings applied,
+    the rest (routes nobody listed when purge_routes is false, location) kept."""
+    view = dict(name=table["name"] if table else params["name"], location=table["location"] if table else params["location"],
+                disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
+                routes=desired_routes(routes, params["purge_routes"], table_view(table).get("routes", [])))
+    if params["disable_bgp_route_propagation"] is not None:
+        view["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
+    return view
+
+
+def _table_change(params, routes, table):
+    """The table to PUT (None when it already is as wanted)."""
+    view = _desired_view(params, routes, table)
+    if table is not None and dict(table_view(table), subnets=None) == dict(view, subnets=None):
+        return None
+    return table_body(table, view)
+
+
 def _read_subnets(session, params, option):
     out = []
     for index, subnet in enumerate(params[option] or []):
@@ -131,15 +158,25 @@ def _read_subnets(session, params, option):
     return out
 
 
-def _put_subnet(session, subnet, table_id):
-    """Associate (table_id) or dissociate (None) one subnet; the rest of the subnet is sent back unchanged."""
+def _with_route_table(table_id, subnet):
+    """The subnet as read with only its route table changed (None when it already has that one)."""
+    if same_id(props(subnet).get("routeTable", {}).get("id"), table_id):
+        return None
     body = dict(subnet)
     body["properties"] = dict(props(subnet))
     if table_id:
         body["properties"]["routeTable"] = dict(id=table_id)
     else:
         body["properties"].pop("routeTable", None)
-    session.write("subnets", session.network.subnets.begin_create_or_update, *(_subnet_args(subnet["id"]) + (model("Subnet", body),)))
+    return model("Subnet", body)
+
+
+def _put_subnet(session, subnet, table_id):
+    """Associate (table_id) or dissociate (None) one subnet; the rest of the subnet, as Azure has it at the time
+    of the write (If-Match), is sent back unchanged."""
+    args, api = _subnet_args(subnet["id"]), session.network.subnets
+    session.update("subnets", subnet, functools.partial(_with_route_table, table_id), functools.partial(session.read, "subnets", api.get, *args),
+                   api.begin_create_or_update, *args)
 
 
 def _uses(subnet, table_id):
@@ -186,17 +223,15 @@ def ensure(session, params):
         raise AnycastError("location", "required to create route table %r" % name)
     associate = [s for s in listed if not _uses(s, table_id)]
 
-    after = dict(name=table["name"] if table else name, location=table["location"] if table else params["location"],
-                 disable_bgp_route_propagation=bool(props(table).get("disableBgpRoutePropagation")),
-                 routes=desired_routes(routes, params["purge_routes"], before.get("routes", [])))
-    if params["disable_bgp_route_propagation"] is not None:
-        after["disable_bgp_route_propagation"] = params["disable_bgp_route_propagation"]
-    table_changed = dict(before, subnets=None) != dict(after, subnets=None)
+    after = _desired_view(params, routes, table)
+    table_changed = _table_change(params, routes, table) is not None
     gone = set(i.lower() for i in dissociated)
     after["subnets"] = sorted(i for i in set(before.get("subnets", [])) | set(s["id"] for s in associate) if i.lower() not in gone)
 
     if table_changed:
-        written = session.write("name", session.network.route_tables.begin_create_or_update, rg, name, table_body(table, after))
+        api = session.network.route_tables
+        written = session.update("name", table, functools.partial(_table_change, params, routes), functools.partial(session.find, "name", api.get, rg, name),
+                                 api.begin_create_or_update, rg, name)
         table_id = written["id"] if written else table_id
     for subnet in associate:
         _put_subnet(session, subnet, table_id)

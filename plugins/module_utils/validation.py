@@ -104,7 +104,26 @@ def anycast_prefix(value, field):
         raise AnycastError(field, "%r is not a valid IPv4 /32 prefix" % (value,)) from None
     if network.prefixlen != 32:
         raise AnycastError(field, "%r is a /%d; an anycast prefix must be a single address (/32)" % (value, network.prefixlen))
+    kind = _special_address(network.network_address)
+    if kind:
+        raise AnycastError(field, "%s is %s; an anycast prefix must be a unicast address that Azure routes" % (network, kind))
     return network
+
+
+# Addresses Azure keeps for its platform: the DNS, DHCP and health-probe virtual IP, and the instance metadata service.
+AZURE_RESERVED_ADDRESSES = ("168.63.129.16", "169.254.169.254")
+
+
+def _special_address(address):
+    """What kind of address no anycast service can use (text), or None for an ordinary unicast address."""
+    if str(address) in AZURE_RESERVED_ADDRESSES:
+        return "an address Azure reserves for its platform services"
+    for kind, test in (("the unspecified address", address.is_unspecified), ("the broadcast address", address == ipaddress.IPv4Address("255.255.255.255")),
+                       ("a loopback address", address.is_loopback), ("a multicast address", address.is_multicast),
+                       ("a link-local address", address.is_link_local), ("a reserved address (240.0.0.0/4)", address.is_reserved)):
+        if test:
+            return kind
+    return None
 
 
 def asn_error(value):

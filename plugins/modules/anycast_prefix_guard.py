@@ -13,7 +13,9 @@ short_description: Refuse an anycast prefix that is not a /32 or overlaps a VNet
 version_added: 0.1.0
 description:
   - A guard rail to run before any task that writes. Read-only; it never changes anything.
-  - Fails when O(prefix) is not a valid IPv4 /32, overlaps the address space of one of O(virtual_networks) (read from Azure;
+  - Fails when O(prefix) is not a valid IPv4 /32, is not an ordinary unicast address (unspecified, broadcast, loopback,
+    multicast, link-local, 240.0.0.0/4, or Azure's platform addresses 168.63.129.16 and 169.254.169.254), overlaps the
+    address space of one of O(virtual_networks) (read from Azure;
     VNet system routes win over a more specific BGP route, so the anycast IP would never leave the VNet), or overlaps one of
     O(on_premises_prefixes).
   - Returns what it checked.

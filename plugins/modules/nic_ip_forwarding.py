@@ -14,7 +14,8 @@ version_added: 0.1.0
 description:
   - Azure drops packets addressed to an IP a NIC does not own unless the NIC has IP forwarding enabled; every NVA NIC that
     receives anycast traffic needs it.
-  - Reads every listed NIC first (a missing one fails before any write), then sends one request per NIC whose setting differs.
+  - Reads every listed NIC first (a missing one, or one listed twice, fails before any write), then sends one request per NIC
+    whose setting differs, with C(If-Match) (on 412 it reads the NIC again and applies only its change, within O(timeout)).
 author:
   - anycast.nva maintainers (@anycast-nva)
 options:

@@ -16,7 +16,12 @@ description:
     hub routing preference of a Route Server (ARM C(Microsoft.Network/virtualHubs)).
   - With O(create=true), creates a missing Route Server as Azure does it, a Standard static public IP, the hub (sku Standard),
     and its ipConfiguration on the VNet's C(RouteServerSubnet).
+  - Before the first write of a create it checks the subnet (named C(RouteServerSubnet), a /27 or larger, used by no other
+    hub), the region (the VNet's) and an existing public IP (Standard, static, same region, unused).
+  - A Route Server left half-built (a hub without ipConfiguration, a public IP without hub) is completed by a rerun with
+    O(create=true); without it the module fails at once instead of waiting for a routing state that cannot come.
   - Waits (bounded by O(timeout)) until the hub's routing state is C(Provisioned), so peers can be registered next.
+  - Changes to the hub carry C(If-Match); a hub another client wrote in between is read again and only this task's settings applied.
   - O(state=absent) deletes the ipConfigurations and then the Route Server; the public IP is kept.
 author:
   - anycast.nva maintainers (@anycast-nva)

@@ -13,12 +13,17 @@ short_description: Register an NVA as a BGP peer of an Azure Route Server
 version_added: 0.1.0
 description:
   - Ensures one BGP peer (ARM C(virtualHubs/{hub}/bgpConnections/{name})) of a Route Server is present or absent.
-  - Azure does not change the address or ASN of an existing peer in place (C(PropertyChangeNotAllowed)); when O(peer_ip)
-    or O(peer_asn) differ, the peer is deleted and re-created. The result says so (RV(replaced=true)) and the diff shows
-    the old and the new values.
+  - Azure does not change the address or ASN of an existing peer in place (C(PropertyChangeNotAllowed)). When O(peer_ip)
+    or O(peer_asn) differ, the peer must be deleted and created again, which drops the NVA's BGP session meanwhile. The
+    module does that only with O(replace=true), and otherwise fails naming the option, with no write. A replacement is
+    reported (RV(replaced=true)), and the diff shows the old and the new values under the header
+    C(peer NAME deleted and created again).
+  - If the create of a replacement fails, the old peer is put back and the module fails with Azure's error. The create
+    may use half of the time left of O(timeout); the other half is kept for putting the old peer back.
   - Before any write it refuses an ASN Azure or IANA reserve (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
-    65535-65551, 4294967295) or one outside 1-4294967295, a ninth peer (Azure allows 8), and a peer address outside the
-    Route Server's VNet.
+    65535-65551) or one outside 1-65535 (Route Server supports only 2-byte ASNs), a ninth peer (Azure allows 8), and a peer
+    address outside the Route Server's VNet, in no subnet of it, inside C(RouteServerSubnet), equal to one of the Route
+    Server's own addresses, or one of the addresses Azure keeps in a subnet (the first four and the last).
   - Azure refuses writes to a hub while another one runs (409 C(AnotherOperationInProgress)) and peer writes while the hub's
     routing is not provisioned yet (C(HubBgpConnectionParentHubMustHaveProvisionedRoutingState)); the module waits and
     retries those within O(timeout), so several NVAs can register in parallel.
@@ -41,6 +46,12 @@ options:
   peer_asn:
     description: The NVA's ASN. Required when O(state=present).
     type: int
+  replace:
+    description:
+      - Allow deleting the peer and creating it again when O(peer_ip) or O(peer_asn) changed (Azure cannot change them in place).
+      - The NVA's BGP session with Route Server drops until the new peer is provisioned and the NVA connects again.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - anycast.nva.route_server
   - anycast.nva.route_server.parent
@@ -58,6 +69,15 @@ EXAMPLES = r"""
     peer_ip: "{{ ansible_host }}"
     peer_asn: 65001
   delegate_to: localhost
+
+- name: Move an NVA to a new address (its BGP session drops while the peer is re-created)
+  anycast.nva.route_server_peer:
+    resource_group: rg-westeurope
+    route_server: rs-westeurope
+    name: nva-1
+    peer_ip: 10.10.2.6
+    peer_asn: 65001
+    replace: true
 
 - name: Take an NVA out for good
   anycast.nva.route_server_peer:
@@ -94,7 +114,7 @@ peer:
       description: ARM provisioning state.
       type: str
 replaced:
-  description: Whether the peer was deleted and re-created (its address or ASN changed).
+  description: Whether the peer was deleted and re-created (its address or ASN changed, with O(replace=true)).
   returned: always
   type: bool
 changed_keys:
@@ -103,7 +123,7 @@ changed_keys:
   type: list
   elements: str
 diff:
-  description: Before and after of name, peer_ip and peer_asn.
+  description: Before and after of name, peer_ip and peer_asn; a replacement adds C(after_header).
   returned: always
   type: dict
   sample: {"before": {"name": "nva-1", "peer_ip": "10.10.2.4", "peer_asn": 65001}, "after": {"name": "nva-1", "peer_ip": "10.10.2.6", "peer_asn": 65001}}

@@ -17,7 +17,10 @@ description:
     whose association changes.
   - Subnets are associated when listed in O(subnets). A subnet is dissociated only when it is listed in
     O(dissociate_subnets) or when O(purge_subnets=true); never silently.
-  - All input is checked, and every subnet is read, before the first request that writes.
+  - All input is checked, and every subnet is read, before the first request that writes. More than 400 routes (Azure's
+    limit per route table) and a route table on C(RouteServerSubnet) (Route Server does not support one) are refused.
+  - Every write of the table or of a subnet carries C(If-Match) with the etag read; when another client wrote the resource
+    in between (412), the module reads it again and applies only its own change, within O(timeout).
 author:
   - anycast.nva maintainers (@anycast-nva)
 options:

@@ -17,7 +17,7 @@ from .errors import ArmError, bad_request
 from .service import Response
 
 MAX_LOGGED = 50000
-FAULT_KEYS = {"method", "path", "status", "code", "message", "retry_after", "times", "delay", "lro_final"}
+FAULT_KEYS = {"method", "path", "body", "status", "code", "message", "retry_after", "retry_after_ms", "times", "delay", "lro_final"}
 DEFAULT_FAULT_CODES = {400: "BadRequest", 404: "NotFound", 409: "Conflict", 429: "SubscriptionRequestsThrottled", 500: "InternalServerError",
                        502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 # Hosts MSAL may target for tenant discovery and tokens: '/{tenant}/v2.0/...' and '/{tenant}/oauth2/v2.0/token'.
@@ -53,16 +53,17 @@ def validate_fault(fault, index):
     unknown = set(fault) - FAULT_KEYS
     if unknown:
         raise bad_request("InvalidFault", f"{where} has unknown field(s) {sorted(unknown)}; known: {sorted(FAULT_KEYS)}.")
-    try:
-        re.compile(fault.get("path", ""))
-    except re.error as exc:
-        raise bad_request("InvalidFault", f"{where}.path is not a valid regular expression: {exc}.") from exc
+    for key in ("path", "body"):
+        try:
+            re.compile(fault.get(key, ""))
+        except (re.error, TypeError) as exc:
+            raise bad_request("InvalidFault", f"{where}.{key} is not a valid regular expression: {exc}.") from exc
     status = fault.get("status")
     if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
         raise bad_request("InvalidFault", f"{where}.status must be an HTTP error status 400-599, got {status!r}.")
     if fault.get("lro_final") not in (None, "Failed"):
         raise bad_request("InvalidFault", f"{where}.lro_final must be \"Failed\", got {fault.get('lro_final')!r}.")
-    for key in ("delay", "retry_after"):
+    for key in ("delay", "retry_after", "retry_after_ms"):
         if fault.get(key) is not None and (not isinstance(fault[key], (int, float)) or fault[key] < 0):
             raise bad_request("InvalidFault", f"{where}.{key} must be a number >= 0.")
     times = fault.get("times", 1)
@@ -114,14 +115,14 @@ class Emulator(ThreadingHTTPServer):
                 with open(self.log_path, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps(entry) + "\n")
 
-    def take_fault(self, method, path, category):
+    def take_fault(self, method, path, category, raw):
         with self.lock:
             for fault in self.faults:
                 if fault["times"] != -1 and fault["fired"] >= fault["times"]:
                     continue
                 if fault.get("method") and fault["method"].upper() != method:
                     continue
-                if not re.search(fault.get("path", ""), path):
+                if not re.search(fault.get("path", ""), path) or not re.search(fault.get("body", ""), raw.decode("utf-8", "replace")):
                     continue
                 if fault.get("lro_final") and category not in ("write", "routes"):
                     continue  # only requests that start an operation can end Failed
@@ -171,7 +172,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         kind = request_kind(path)
         category = classify(method, path) if kind == "arm" else kind
-        fault = self.server.take_fault(method, path, category)
+        fault = self.server.take_fault(method, path, category, raw)
         response = self._guard(lambda: self._serve(kind, method, path, query, headers, raw, fault))
         # Logged before the answer leaves: a client that has its answer always finds its request in the log.
         self.server.record({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"), "method": method,
@@ -198,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(fault["delay"])
             if fault.get("status"):
                 extra = {"Retry-After": str(int(fault["retry_after"]))} if fault.get("retry_after") is not None else {}
+                if fault.get("retry_after_ms") is not None:
+                    extra["x-ms-retry-after-ms"] = str(int(fault["retry_after_ms"]))
                 raise ArmError(fault["status"], fault.get("code") or DEFAULT_FAULT_CODES.get(fault["status"], "InjectedFault"),
                                fault.get("message") or f"Fault injected by the emulator ({fault['status']}).", extra)
         if kind == "arm":

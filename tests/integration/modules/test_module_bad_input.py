@@ -1,7 +1,7 @@
 """Bad input: every case fails, names the option at fault, and sends no write to Azure."""
 import pytest
 
-from playbook_runner import HUB, HUB_VNET, RG, SPOKE_VNET
+from anycast_lab.playbook_runner import HUB, HUB_VNET, RG, SPOKE_VNET
 
 VA = {"name": "onprem", "address_prefix": "172.16.0.0/16", "next_hop_type": "VirtualAppliance", "next_hop_ip_address": "10.10.2.4"}
 
@@ -53,6 +53,26 @@ CASES = [
     ("unknown-subscription", "route_table", table(subscription_id="00000000-0000-4000-8000-00000000dead"), "subscription_id:", "SubscriptionNotFound"),
     ("route-server-create-without-vnet", "route_server", dict(name="rs-new", resource_group=RG, create=True, location="westeurope"),
      "virtual_network:", "required"),
+    # Well-formed but impossible: Azure would refuse it, or accept it and never make it work.
+    ("peer-at-route-server-instance-ip", "route_server_peer", peer(peer_ip="10.10.1.4"), "peer_ip:", "an address of the Route Server itself"),
+    ("peer-in-route-server-subnet", "route_server_peer", peer(peer_ip="10.10.1.20"), "peer_ip:", "inside RouteServerSubnet"),
+    ("peer-at-subnet-network-address", "route_server_peer", peer(peer_ip="10.10.2.0"), "peer_ip:", "the first four and the last"),
+    ("peer-at-azure-gateway-address", "route_server_peer", peer(peer_ip="10.10.2.1"), "peer_ip:", "the first four and the last"),
+    ("peer-at-subnet-broadcast-address", "route_server_peer", peer(peer_ip="10.10.2.255"), "peer_ip:", "the first four and the last"),
+    ("peer-in-no-subnet", "route_server_peer", peer(peer_ip="10.10.200.4"), "peer_ip:", "in no subnet of VNet vnet-hub-weu"),
+    ("peer-asn-4-byte", "route_server_peer", peer(peer_asn=4200000000), "peer_asn:", "2-byte ASNs"),
+    ("table-on-route-server-subnet", "route_table", table(subnets=[{"virtual_network": HUB_VNET, "name": "RouteServerSubnet"}]),
+     "subnets[0].name:", "RouteServerSubnet"),
+    ("table-401-routes", "route_table", table(routes=[dict(VA, name="r%d" % i, address_prefix="10.%d.%d.0/24" % (100 + i // 256, i % 256))
+                                                      for i in range(401)]), "routes:", "at most 400"),
+    ("nic-listed-twice", "nic_ip_forwarding", dict(resource_group=RG, nics=["nic-nva1-weu", "NIC-NVA1-WEU"]), "nics[1]:", "already listed as nics[0]"),
+    ("guard-unspecified", "anycast_prefix_guard", guard(prefix="0.0.0.0/32"), "prefix:", "the unspecified address"),
+    ("guard-broadcast", "anycast_prefix_guard", guard(prefix="255.255.255.255/32"), "prefix:", "the broadcast address"),
+    ("guard-loopback", "anycast_prefix_guard", guard(prefix="127.0.0.1/32"), "prefix:", "a loopback address"),
+    ("guard-multicast", "anycast_prefix_guard", guard(prefix="224.0.0.5/32"), "prefix:", "a multicast address"),
+    ("guard-link-local", "anycast_prefix_guard", guard(prefix="169.254.10.10/32"), "prefix:", "a link-local address"),
+    ("guard-azure-platform-ip", "anycast_prefix_guard", guard(prefix="168.63.129.16/32"), "prefix:", "Azure reserves for its platform"),
+    ("guard-azure-metadata-ip", "anycast_prefix_guard", guard(prefix="169.254.169.254"), "prefix:", "Azure reserves for its platform"),
 ]
 
 

@@ -86,3 +86,56 @@ def test_create_waits_for_routing_then_delete(run_module, network, lab):
     assert config.subnet.id.endswith("/virtualNetworks/%s/subnets/RouteServerSubnet" % HUB_VNET)
     again = run_module("route_server", args)
     assert again["changed"] is False and again["writes"] == 0
+
+
+def hub_vnet(name, space, subnet):
+    return {"resource_group": RG, "name": name, "address_prefixes": [space], "subnets": [{"name": "RouteServerSubnet", "address_prefix": subnet}]}
+
+
+def second_hub_vnets(lab):
+    """Two more VNets in the region: vnet-hub2 with a free RouteServerSubnet (/27), vnet-small with a /28 one, and a Basic public IP."""
+    lab.seed({"subscription_id": lab.subscription_id, "tenant_id": lab.tenant_id,
+              "virtual_networks": [hub_vnet("vnet-hub2", "10.30.0.0/16", "10.30.1.0/27"), hub_vnet("vnet-small", "10.31.0.0/16", "10.31.1.0/28")],
+              "resources": [{"id": lab.rid("publicIPAddresses/pip-basic"),
+                             "body": {"location": "westeurope", "sku": {"name": "Basic"}, "properties": {"publicIPAllocationMethod": "Static"}}}]})
+
+
+CREATE = dict(name="rs-new", resource_group=RG, create=True, location="westeurope", virtual_network="vnet-hub2")
+IMPOSSIBLE_CREATES = [
+    # (id, changed arguments, the message starts with, and contains)
+    ("not-route-server-subnet", dict(virtual_network=HUB_VNET, subnet="snet-nva"), "subnet:", "must use the subnet named RouteServerSubnet"),
+    ("subnet-of-another-hub", dict(virtual_network=HUB_VNET), "subnet:", "already used by"),
+    ("subnet-too-small", dict(virtual_network="vnet-small"), "subnet:", "needs a /27 or larger"),
+    ("other-region-than-vnet", dict(location="northeurope"), "location:", "VNet vnet-hub2 is in westeurope"),
+    ("public-ip-of-another-hub", dict(public_ip="%s-pip" % HUB), "public_ip:", "already used by"),
+    ("basic-public-ip", dict(public_ip="pip-basic"), "public_ip:", "not a Standard static public IP"),
+]
+
+
+@pytest.mark.parametrize("changes, prefix, words", [case[1:] for case in IMPOSSIBLE_CREATES], ids=[case[0] for case in IMPOSSIBLE_CREATES])
+def test_an_impossible_create_is_refused_before_any_write(run_module, lab, changes, prefix, words):
+    second_hub_vnets(lab)
+    result = run_module("route_server", dict(CREATE, **changes))
+    assert result["failed"] is True and result["writes"] == 0, result
+    assert result["msg"].startswith(prefix) and words in result["msg"], result["msg"]
+
+
+def test_a_half_built_route_server_is_completed_by_a_rerun(run_module, lab, network):
+    second_hub_vnets(lab)
+    # Azure never accepts the ipConfiguration: the public IP and the hub are written, then the task gives up.
+    lab.inject(method="PUT", path="/virtualHubs/rs-new/ipConfigurations/", status=500, times=-1)
+    half = run_module("route_server", CREATE, timeout=15)
+    assert half["failed"] is True and half["msg"].startswith("timeout: InternalServerError: Azure did not accept the write to VirtualHubIpConfiguration ")
+    assert network.virtual_hubs.get(RG, "rs-new").routing_state == "None"
+    lab.clear_faults()
+
+    # Without create: refused at once (not a wait for routing until the default timeout of 1800 s).
+    waiting = run_module("route_server", dict(name="rs-new", resource_group=RG, allow_branch_to_branch_traffic=True))
+    assert waiting["failed"] is True and waiting["writes"] == 0, waiting
+    assert waiting["msg"].startswith("name: RouteServerIncomplete: ") and "no ipConfiguration" in waiting["msg"], waiting["msg"]
+
+    repaired = run_module("route_server", CREATE)
+    assert repaired["failed"] is False and repaired["changed"] is True, repaired
+    assert repaired["writes"] == 1  # the ipConfiguration only: the public IP and the hub are reused
+    assert repaired["route_server"]["routing_state"] == "Provisioned" and repaired["route_server"]["instance_ips"] == ["10.30.1.4", "10.30.1.5"]
+    assert run_module("route_server", CREATE)["writes"] == 0

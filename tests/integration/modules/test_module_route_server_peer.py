@@ -5,7 +5,7 @@ import time
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from playbook_runner import HUB, HUB_VNET, RG
+from anycast_lab.playbook_runner import HUB, HUB_VNET, RG
 
 
 def peer(name="nva1", peer_ip="10.10.2.4", peer_asn=65001, **extra):
@@ -27,13 +27,19 @@ def test_lifecycle(run_module, network):
     again = run_module("route_server_peer", peer())
     assert again["changed"] is False and again["writes"] == 0, again
 
-    # Azure does not change a peer's ASN in place: delete + create, and the result says so
-    updated = run_module("route_server_peer", peer(peer_asn=65002))
+    # Azure does not change a peer's ASN in place: delete + create only with replace: true, and the result and diff say so
+    refused = run_module("route_server_peer", peer(peer_asn=65002))
+    assert refused["failed"] is True and refused["writes"] == 0, refused
+    assert refused["msg"].startswith("peer_asn: PropertyChangeNotAllowed: ") and "set replace: true" in refused["msg"], refused["msg"]
+    updated = run_module("route_server_peer", peer(peer_asn=65002, replace=True))
     assert updated["changed"] is True and updated["replaced"] is True and updated["writes"] == 2, updated
     assert updated["diff"]["before"]["peer_asn"] == 65001 and updated["diff"]["after"]["peer_asn"] == 65002
+    assert updated["diff"]["after_header"] == "peer nva1 deleted and created again (peer_asn cannot change in place)"
     assert peers_in_azure(network) == [("nva1", "10.10.2.4", 65002)]
 
-    checked = run_module("route_server_peer", peer(peer_ip="10.10.2.9", peer_asn=65002), check=True)
+    refused = run_module("route_server_peer", peer(peer_ip="10.10.2.9", peer_asn=65002), check=True)
+    assert refused["failed"] is True and refused["msg"].startswith("peer_ip: "), refused
+    checked = run_module("route_server_peer", peer(peer_ip="10.10.2.9", peer_asn=65002, replace=True), check=True)
     assert checked["changed"] is True and checked["replaced"] is True and checked["writes"] == 0, checked
     assert checked["diff"]["after"]["peer_ip"] == "10.10.2.9"
     assert peers_in_azure(network) == [("nva1", "10.10.2.4", 65002)]
@@ -87,3 +93,21 @@ def test_peer_ip_must_be_in_the_hub_vnet(run_module, network):
     refused = run_module("route_server_peer", peer(peer_ip="10.11.1.4"))
     assert refused["failed"] and refused["writes"] == 0
     assert refused["msg"].startswith("peer_ip:") and "10.10.0.0/16" in refused["msg"]
+
+
+def test_a_replacement_whose_create_fails_puts_the_old_peer_back(run_module, network, lab):
+    assert run_module("route_server_peer", peer())["changed"] is True
+    # Every PUT of the new address fails with 500 (retried until the time kept for it runs out); the way back works.
+    lab.inject(method="PUT", path="/bgpConnections/nva1$", body=r"10\.10\.2\.9", status=500, message="ARM is having a bad day.", times=-1)
+    lab.clear_requests()
+    started = time.monotonic()
+    result = run_module("route_server_peer", peer(peer_ip="10.10.2.9", replace=True), timeout=30)
+    elapsed = time.monotonic() - started
+    assert result["failed"] is True, result
+    assert result["msg"].startswith("timeout: InternalServerError: Azure did not accept the write to VirtualHubBgpConnection "), result["msg"]
+    assert result["msg"].endswith("; the old peer (10.10.2.4, AS 65001) was put back"), result["msg"]
+    assert peers_in_azure(network) == [("nva1", "10.10.2.4", 65001)]
+    assert network.virtual_hub_bgp_connection.get(RG, HUB, "nva1").provisioning_state == "Succeeded"
+    writes = [(r["method"], r["status"]) for r in lab.arm_requests("write")]
+    assert writes[0] == ("DELETE", 202) and writes[-1] == ("PUT", 201) and set(writes[1:-1]) == {("PUT", 500)}, writes
+    print("replacement failing with 500s: %d attempts of the new peer, old peer back, failed after %.1f s (timeout=30)" % (len(writes) - 2, elapsed))

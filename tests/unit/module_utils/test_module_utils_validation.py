@@ -85,3 +85,14 @@ def test_contained_in_any():
     address = validation.ipv4_address("10.10.2.4", "peer_ip")
     assert validation.contained_in_any(address, ["10.0.0.0/16", "10.10.0.0/16"])
     assert not validation.contained_in_any(address, ["10.11.0.0/16", "fd00::/8"])
+
+
+@pytest.mark.parametrize("value, words", [
+    ("0.0.0.0", "the unspecified address"), ("255.255.255.255/32", "the broadcast address"), ("127.0.0.1", "a loopback address"),
+    ("224.0.0.5", "a multicast address"), ("169.254.10.10", "a link-local address"), ("240.0.0.1", "a reserved address"),
+    ("168.63.129.16", "Azure reserves"), ("169.254.169.254/32", "Azure reserves"),
+])
+def test_anycast_prefix_must_be_an_ordinary_unicast_address(value, words):
+    with pytest.raises(AnycastError) as err:
+        validation.anycast_prefix(value, "prefix")
+    assert err.value.field == "prefix" and words in err.value.message
