@@ -21,9 +21,9 @@ import tarfile
 import time
 
 from anycast_lab.hosts.host import ssh_argv
+from anycast_lab.paths import REPO as ROOT
 from anycast_lab.regions import plan
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VERSION = "0.9.10"
 NAME = f"anycast-healthchecker {VERSION}"
 CACHE = os.path.join(ROOT, ".cache", "ahc-bench")
