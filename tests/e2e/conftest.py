@@ -4,6 +4,10 @@
 taken down afterwards otherwise; ANYCAST_LAB_KEEP=1 keeps it). `network` is the real
 azure-mgmt-network client against the lab's ARM emulator, authenticated as the lab's service principal.
 `testvm` drives the spare VM of a region's NVA subnet: a BGP speaker and services the tests control.
+
+Opt-in: ANYCAST_E2E_ALERTS=<dir> records every lab NVA's checker metrics during the session and each test's window,
+then writes <dir>/alerts.md, which alert of monitoring/prometheus/anycast-nva.rules.yml fired during which test
+(anycast_lab.alert_report). Unset, nothing of it runs; set, its errors are logged and never fail a test.
 """
 import fcntl
 import json
@@ -14,6 +18,7 @@ import time
 import pytest
 import yaml
 
+from anycast_lab.alert_report import E2eAlerts
 from anycast_lab.hosts.util import running_pid
 from anycast_lab.lab import Lab, site_playbook
 from anycast_lab.paths import LAB_LOCK, REPO  # LAB_LOCK: shared with the benchmarks (bench/labbench.py)
@@ -21,6 +26,7 @@ from anycast_lab.regions import plan, routers, routes
 
 TEST_PREFIX = "10.250.0.99/32"   # the tests' own anycast /32: never the service's 10.250.0.10
 TEST_ASN = 65010
+ALERTS = E2eAlerts(os.environ["ANYCAST_E2E_ALERTS"]) if os.environ.get("ANYCAST_E2E_ALERTS") else None
 
 
 def wait_for(predicate, timeout, what, interval=0.2):
@@ -58,6 +64,36 @@ def lab():
     if not was_up and os.environ.get("ANYCAST_LAB_KEEP") != "1":
         handle.down()
     lock.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def alerts_recording(request):
+    """ANYCAST_E2E_ALERTS=<dir>: the lab's checkers recorded for the whole session, alerts.md written at its end."""
+    if ALERTS is None:
+        yield
+        return
+    try:
+        handle = request.getfixturevalue("lab")  # up before the recording starts, down after it ends
+        ALERTS.start(handle.topology(), plan.regions())
+    except Exception as exc:  # pylint: disable=broad-except  # the tests that need the lab report it themselves
+        print(f"\ne2e alerts: no recording: {exc!r}", flush=True)
+    yield
+    ALERTS.finish()
+
+
+def pytest_runtest_logstart(nodeid, location):  # pylint: disable=unused-argument
+    if ALERTS is not None:
+        ALERTS.test_started(nodeid)
+
+
+def pytest_runtest_logreport(report):
+    if ALERTS is not None and not report.passed:
+        ALERTS.test_outcome(report.nodeid, report.outcome if report.when == "call" else f"{report.outcome} in {report.when}")
+
+
+def pytest_runtest_logfinish(nodeid, location):  # pylint: disable=unused-argument
+    if ALERTS is not None:
+        ALERTS.test_finished(nodeid)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""bench/dashboard_picture.py on recorded data: parsing, the scrape loop, the lab injections undone, the rendered picture.
+"""bench/dashboard_picture.py and anycast_lab.metrics_recorder on recorded data: parsing, the scrape loop, the lab injections undone, the rendered picture.
 
 data/dashboard_sample.jsonl.gz is a recording of two real checker processes (the role's daemon, a BIRD stand-in from
 tests/unit/healthcheck/test_daemon.py, one TCP backend) scraped every second for 57 s while NVA 1 was drained and
@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from anycast_lab import metrics_recorder
 from monitoring_files import ROOT, load_dashboard, tool
 
 sys.path.insert(0, str(ROOT / 'bench'))
@@ -47,17 +48,17 @@ def recording(*scrapes, events=()):
 
 
 def test_the_exposition_text_is_parsed_with_escaped_label_values():
-    assert dashboard_picture.parse_exposition(TEXT) == [
+    assert metrics_recorder.parse_exposition(TEXT) == [
         ('anycast_healthcheck_announce_value', {'prefix': '10.250.0.10/32'}, 1.0),
         ('anycast_healthcheck_check_duration_seconds', {'prefix': '10.250.0.10/32', 'check': 'cmd "a\\b"'}, 0.25),
         ('anycast_healthcheck_bird_up', {}, 1.0)]
     with pytest.raises(ValueError):
-        dashboard_picture.parse_exposition('anycast_healthcheck_up{prefix=1} 1\n')
+        metrics_recorder.parse_exposition('anycast_healthcheck_up{prefix=1} 1\n')
 
 
 def test_openmetrics_gets_the_target_labels_an_up_per_scrape_and_one_block_per_family():
-    text = dashboard_picture.to_openmetrics(recording((100.0, 'we-nva1', True, TEXT), (101.5, 'we-nva1', False, ''),
-                                                      (102.0, 'we-nva2', True, TEXT)))
+    text = metrics_recorder.to_openmetrics(recording((100.0, 'we-nva1', True, TEXT), (101.5, 'we-nva1', False, ''),
+                                                     (102.0, 'we-nva2', True, TEXT)))
     lines = text.splitlines()
     assert lines[-1] == '# EOF'
     target = 'instance="we-nva1",job="anycast-healthcheck",nva="we-nva1",region="westeurope"'
@@ -87,17 +88,17 @@ def test_the_scrape_loop_run_on_an_nva_is_read_back_scrape_by_scrape():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = 'http://127.0.0.1:%d/metrics' % server.server_port
     try:
-        proc = subprocess.run(['timeout', '1.5', 'sh', '-c', dashboard_picture.scrape_loop(url, 0.3)],
+        proc = subprocess.run(['timeout', '1.5', 'sh', '-c', metrics_recorder.scrape_loop(url, 0.3)],
                               capture_output=True, text=True, check=False)
     finally:
         server.shutdown()
         server.server_close()
-    scrapes = list(dashboard_picture.scrapes_from_stream(proc.stdout.splitlines(keepends=True)))
+    scrapes = list(metrics_recorder.scrapes_from_stream(proc.stdout.splitlines(keepends=True)))
     assert len(scrapes) >= 3
-    assert all(ok and dashboard_picture.parse_exposition(text) == dashboard_picture.parse_exposition(TEXT) for _t, ok, text in scrapes)
+    assert all(ok and metrics_recorder.parse_exposition(text) == metrics_recorder.parse_exposition(TEXT) for _t, ok, text in scrapes)
     assert all(abs(stamp - time.time()) < 30 for stamp, _ok, _text in scrapes)
-    proc = subprocess.run(['timeout', '1', 'sh', '-c', dashboard_picture.scrape_loop(url, 0.3)], capture_output=True, text=True, check=False)
-    failed = list(dashboard_picture.scrapes_from_stream(proc.stdout.splitlines(keepends=True)))
+    proc = subprocess.run(['timeout', '1', 'sh', '-c', metrics_recorder.scrape_loop(url, 0.3)], capture_output=True, text=True, check=False)
+    failed = list(metrics_recorder.scrapes_from_stream(proc.stdout.splitlines(keepends=True)))
     assert failed and all(not ok and text == '' for _t, ok, text in failed)
 
 
@@ -138,7 +139,7 @@ def test_every_injected_failure_is_undone(tmp_path):
     injector.restore()  # nothing left to undo
     assert len(topo.calls) == 6
     with pytest.raises(ValueError, match='no scrapes'):  # events only: nothing to draw
-        dashboard_picture.load_recording(str(tmp_path / 'r.jsonl.gz'))
+        metrics_recorder.load_recording(str(tmp_path / 'r.jsonl.gz'))
 
 
 def test_record_over_http_writes_a_recording(tmp_path):
@@ -161,7 +162,7 @@ def test_record_over_http_writes_a_recording(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    recorded = dashboard_picture.load_recording(path)
+    recorded = metrics_recorder.load_recording(path)
     assert recorded['meta']['nvas'] == ['n1', 'n2'] and recorded['events'] == []
     by_nva = {nva: [s for s in recorded['scrapes'] if s['nva'] == nva] for nva in ('n1', 'n2')}
     assert len(by_nva['n1']) >= 2 and all(s['ok'] and s['text'] == TEXT for s in by_nva['n1'])
@@ -171,10 +172,10 @@ def test_record_over_http_writes_a_recording(tmp_path):
 def test_the_recorded_sample_goes_through_prometheus_unchanged():
     tool('promtool')
     tool('prometheus')
-    sample = dashboard_picture.load_recording(str(SAMPLE))
+    sample = metrics_recorder.load_recording(str(SAMPLE))
     start = min(s['t'] for s in sample['scrapes'])
     end = max(s['t'] for s in sample['scrapes'])
-    with tempfile.TemporaryDirectory() as workdir, dashboard_picture.prometheus_over(sample, workdir) as query_range:
+    with tempfile.TemporaryDirectory() as workdir, metrics_recorder.prometheus_over(sample, workdir) as query_range:
         result = query_range('anycast_healthcheck_announce_value{job="anycast-healthcheck", nva="we-nva1"}', start, end, 1)
         withdraws = query_range('sum by (reason) (anycast_healthcheck_withdraws_total{nva="we-nva1"})', end, end, 1)
         up = query_range('up', start, end, 1)
@@ -191,7 +192,7 @@ def test_the_picture_shows_every_panel_of_the_dashboard(tmp_path):
     tool('prometheus')
     matplotlib_or_skip()
     png = tmp_path / 'dashboard.png'
-    drawn = dashboard_picture.render(dashboard_picture.load_recording(str(SAMPLE)), str(png))
+    drawn = dashboard_picture.render(metrics_recorder.load_recording(str(SAMPLE)), str(png))
     titles = [p['title'] for p in load_dashboard()['panels']]
     assert list(drawn) == titles
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' and png.stat().st_size > 50000
