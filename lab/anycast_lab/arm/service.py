@@ -7,7 +7,6 @@ the --on-change-cmd hook. While an operation runs on a resource, other writes to
 it (for a hub: to the hub or any of its children) get 409 AnotherOperationInProgress.
 """
 import concurrent.futures
-import copy
 import json
 import os
 import queue
@@ -19,12 +18,13 @@ import time
 import traceback
 import uuid
 
+from . import catalog
 from . import resources as res
 from .errors import ArmError, bad_request, not_found
 from .identity import check_bearer
+from .route_listing import RouteListing
 
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
-ROUTE_ROLES = ("RouteServiceRole_IN_0", "RouteServiceRole_IN_1")
 PEER_STATES = ("Unknown", "Connecting", "Connected", "NotConnected")  # HubBgpConnectionStatus
 PEER_STATE_TTL = 1.0  # seconds a --peer-state-cmd answer is reused
 
@@ -62,7 +62,7 @@ class Settings:  # pylint: disable=too-few-public-methods
             setattr(self, key, value)
 
 
-class Service:  # pylint: disable=too-many-public-methods
+class Service(RouteListing):  # pylint: disable=too-many-public-methods
     """Everything ARM: called by the HTTP layer with an already-parsed request."""
 
     def __init__(self, store, settings, base_url=""):
@@ -113,6 +113,8 @@ class Service:  # pylint: disable=too-many-public-methods
         if not rest:
             return Response(200, {"id": f"/subscriptions/{sub['id']}", "subscriptionId": sub["id"], "tenantId": sub["tenant_id"],
                                   "displayName": sub.get("display_name", "anycast lab"), "state": "Enabled"})
+        if lower == ["locations"] and method == "GET":
+            return Response(200, catalog.locations_body(sub["id"]))
         if lower[0] == "resourcegroups":
             if len(rest) == 1:
                 return self._list(method, [self._render_group(sub, g) for g in sub["resource_groups"].values()])
@@ -123,6 +125,7 @@ class Service:  # pylint: disable=too-many-public-methods
                 parsed = res.parse_provider_path(sub["id"], group["name"], rest[4:])
                 if parsed is None:
                     raise self._unknown_type(rest[4:], api_version)
+                catalog.check_api_version(api_version, parsed[0].type_key, group["location"])
                 return self._resource(method, parsed[0], parsed[1], body, headers, api_version, fault)
         if len(rest) >= 3 and lower[0] == "providers" and lower[1] == "microsoft.network":
             if len(rest) == 6 and lower[2] == "locations" and lower[4] in ("operations", "operationresults"):
@@ -274,6 +277,7 @@ class Service:  # pylint: disable=too-many-public-methods
             location = None
             if res.TYPES[ref.type_key] is None:
                 location = res.location_of(body, existing["location"] if existing else None)
+                catalog.check_location(location, ref.type_key)
                 if existing and location.replace(" ", "").lower() != existing["location"].replace(" ", "").lower():
                     raise bad_request("InvalidResourceLocation", f"The resource '{ref.names[-1]}' already exists in location "
                                                                  f"'{existing['location']}'; property 'location' cannot change to '{location}'.")
@@ -500,72 +504,12 @@ class Service:  # pylint: disable=too-many-public-methods
     def _op_sub(op):
         return op["resource_id"].split("/")[2]
 
-    # ------------------------------------------------------------ learned / advertised routes
+    # ------------------------------------------------------------ learned / advertised routes (computed in route_listing.py)
     def _list_routes(self, ref, action, conn, api_version, fault):  # pylint: disable=too-many-arguments
         if conn is None:
             raise self._resource_not_found(ref)
         op = self._start(ref.id, ref.id + "#routes", "POST", [], self._location(ref), fault, extra={"action": action}, kind="routes")
         return Response(202, None, self._lro_headers(op, api_version, location=True, azure_async=False))
-
-    def _compute_routes(self, op):
-        """The body of a finished learned/advertisedRoutes operation: (body, None) or (None, error)."""
-        ref = res.id_ref(op["resource_id"])
-        with self.store.lock:
-            conn = self.store.get(ref.id)
-            hub = self.store.get(ref.parent_id)
-            if conn is None or hub is None:
-                return None, {"code": "ResourceNotFound", "message": f"Bgp connection {ref.id} was deleted while its routes were listed."}
-            peer_ip = conn["properties"]["peerIp"]
-            stored = self.store.data["routes"].get(f"{ref.names[0]}/{ref.names[1]}".lower(), {}).get(op["action"])
-            default = self._default_routes(hub, op["action"])
-        if self.settings.routes_cmd:
-            out = self._run_cmd(self.settings.routes_cmd, [ref.names[0], ref.names[1], peer_ip, op["action"]])
-            if out is None:
-                return None, {"code": "InternalServerError", "message": "The route source command failed; see the emulator's stderr."}
-            try:
-                return json.loads(out), None
-            except ValueError:
-                return None, {"code": "InternalServerError", "message": f"The route source command printed no JSON: {out[:200]!r}"}
-        return (stored if stored is not None else default), None
-
-    def _default_routes(self, hub, action):
-        """Without the lab: nothing learned; the hub VNet's address space advertised by each instance."""
-        ips = hub["properties"].get("virtualRouterIps") or []
-        body = {role: [] for role in ROUTE_ROLES}
-        if action == "learned" or len(ips) < 2:
-            return body
-        configs = self.store.children(hub["id"], "ipConfigurations")
-        vnet = self.store.get(configs[0]["properties"]["subnet"]["id"].rsplit("/subnets/", 1)[0]) if configs else None
-        for role, local in zip(ROUTE_ROLES, ips):
-            for prefix in (vnet or {}).get("properties", {}).get("addressSpace", {}).get("addressPrefixes", []):
-                body[role].append({"localAddress": local, "network": prefix, "nextHop": local, "sourcePeer": local,
-                                   "origin": "Igp", "asPath": "65515", "weight": 0})
-        return body
-
-    def set_routing_lag(self, sub_id, group, hub_name, seconds):
-        """Make a hub's routingState Provisioning for `seconds` from now (0: Provisioned now), for tests
-        that must meet the lag whatever their start-up time."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise bad_request("InvalidRequestFormat", "Property 'seconds' must be a number >= 0.")
-        with self.store.lock:
-            hub = self.store.get(f"/subscriptions/{sub_id}/resourceGroups/{group}/providers/{res.PROVIDER}/virtualHubs/{hub_name}")
-            if hub is None:
-                raise not_found("ResourceNotFound", f"Virtual hub '{hub_name}' in resource group '{group}' was not found.")
-            hub.setdefault("_emu", {})["routing_ready_at"] = self.clock() + seconds
-            self.store.save()
-            return {"routingState": res.routing_state(self, hub)}
-
-    def set_routes(self, hub_name, conn_name, body):
-        if not isinstance(body, dict) or not set(body) <= {"learned", "advertised"}:
-            raise bad_request("InvalidRequestFormat", "Body must be {'learned': {...}, 'advertised': {...}} keyed RouteServiceRole_IN_0/_IN_1.")
-        for action, value in body.items():
-            if not isinstance(value, dict) or not set(value) <= set(ROUTE_ROLES):
-                raise bad_request("InvalidRequestFormat", f"'{action}' must be an object keyed {ROUTE_ROLES[0]} / {ROUTE_ROLES[1]}.")
-        with self.store.lock:
-            entry = self.store.data["routes"].setdefault(f"{hub_name}/{conn_name}".lower(), {})
-            entry.update(copy.deepcopy(body))
-            self.store.save()
-        return entry
 
     # ------------------------------------------------------------ hooks
     @staticmethod
