@@ -12,6 +12,7 @@ import functools
 from ansible_collections.anycast.nva.plugins.module_utils.arm import model, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import differing_keys, result
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.locations import check_location
 from ansible_collections.anycast.nva.plugins.module_utils.validation import resource_name
 
 IP_CONFIG_NAME = "ipconfig1"
@@ -219,6 +220,7 @@ def _plan_create(session, params, hub):
         raise AnycastError("subnet", "Route Server must use the subnet named %s, not %r" % (ROUTE_SERVER_SUBNET, params["subnet"]))
     if hub is not None and not _same_region(hub["location"], params["location"]):
         raise AnycastError("location", "Route Server %r already exists in %s, not %s" % (name, hub["location"], params["location"]))
+    check_location(session, "location", params["location"])
     vnet_rg = params["virtual_network_resource_group"] or rg
     vnet = session.read("virtual_network", net.virtual_networks.get, vnet_rg, params["virtual_network"])
     if not _same_region(vnet["location"], params["location"]):

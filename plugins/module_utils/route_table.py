@@ -12,6 +12,7 @@ import functools
 from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result, same_id
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
+from ansible_collections.anycast.nva.plugins.module_utils.locations import check_location
 from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4_address, ipv4_network, resource_name
 
 # The module offers these as choices, so Ansible refuses anything else before main() runs.
@@ -221,6 +222,8 @@ def ensure(session, params):
 
     if table is None and not params["location"]:
         raise AnycastError("location", "required to create route table %r" % name)
+    if table is None:
+        check_location(session, "location", params["location"])
     associate = [s for s in listed if not _uses(s, table_id)]
 
     after = _desired_view(params, routes, table)

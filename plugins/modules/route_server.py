@@ -46,7 +46,9 @@ options:
     type: bool
     default: false
   location:
-    description: Azure region. Required with O(create=true) for a new Route Server.
+    description:
+      - Azure region. Required with O(create=true) for a new Route Server.
+      - Checked against the subscription's locations and the VNet's region before a create writes anything.
     type: str
   virtual_network:
     description: The hub VNet. Required with O(create=true) for a new Route Server.

@@ -33,7 +33,9 @@ options:
     type: str
     required: true
   location:
-    description: Azure region. Required to create the table; an existing table keeps its region.
+    description:
+      - Azure region. Required to create the table; an existing table keeps its region.
+      - Checked against the subscription's locations before a create writes anything.
     type: str
   state:
     description:

@@ -63,6 +63,9 @@ CASES = [
     ("peer-asn-4-byte", "route_server_peer", peer(peer_asn=4200000000), "peer_asn:", "2-byte ASNs"),
     ("table-on-route-server-subnet", "route_table", table(subnets=[{"virtual_network": HUB_VNET, "name": "RouteServerSubnet"}]),
      "subnets[0].name:", "RouteServerSubnet"),
+    ("table-create-in-unknown-location", "route_table", table(location="marsnorth"), "location: LocationNotAvailable:", "not a location"),
+    ("route-server-create-in-unknown-location", "route_server", dict(name="rs-new", resource_group=RG, create=True, location="marsnorth",
+                                                                     virtual_network=HUB_VNET), "location: LocationNotAvailable:", "not a location"),
     ("table-401-routes", "route_table", table(routes=[dict(VA, name="r%d" % i, address_prefix="10.%d.%d.0/24" % (100 + i // 256, i % 256))
                                                       for i in range(401)]), "routes:", "at most 400"),
     ("nic-listed-twice", "nic_ip_forwarding", dict(resource_group=RG, nics=["nic-nva1-weu", "NIC-NVA1-WEU"]), "nics[1]:", "already listed as nics[0]"),
