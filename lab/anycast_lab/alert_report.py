@@ -91,20 +91,20 @@ def alerts_by_test(alerts, tests):
 
 
 def markdown(rows, tests, start, meta):
-    """alerts.md: the table of alerts per test (offsets in seconds from `start`, the recording's first scrape), then the tests."""
+    """alerts.md: the table of alerts per test (offsets in seconds from `start`, the session's start), then the tests."""
     def offset(stamp):
-        return f"+{stamp - start:.0f} s"
+        return f"{stamp - start:+.0f} s"
     window = {test["nodeid"]: test for test in tests}
     lines = [f"# Alerts during the e2e run of {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(start))}", "",
              f"Rules: {meta.get('rules', RULES)}, evaluated over the checkers' metrics of {meta.get('source', 'the lab')} "
              f"(a scrape every {meta.get('interval', '?')} s; scrapes per NVA: {meta.get('counts', {})}). "
-             "Times are offsets from the first scrape; 'in test' is from the test's setup "
+             "Times are offsets from the session's start; 'in test' is from the test's setup "
              "('already' = firing since before the test began).", ""]
     if rows:
         lines += ["| alert | region | nva | prefix | other labels | test | first fired | in test |", "|---|---|---|---|---|---|---|---|"]
         for row in rows:
             labels = row["labels"]
-            into = "already" if row["already"] else (f"+{row['fired'] - window[row['test']]['start']:.0f} s" if row["test"] in window else "")
+            into = "already" if row["already"] else (f"{row['fired'] - window[row['test']]['start']:+.0f} s" if row["test"] in window else "")
             other = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in SHOWN + HIDDEN)
             lines.append(f"| {row['alert']} | {' | '.join(labels.get(name, '') for name in SHOWN)} | {other} | "
                          f"{row['test']} | {offset(row['fired'])} | {into} |")
@@ -141,7 +141,7 @@ def report(recording, rules_path=RULES):
         counts[scrape["nva"]] = counts.get(scrape["nva"], 0) + 1
     shown = os.path.relpath(rules_path, REPO) if os.path.abspath(rules_path).startswith(REPO + os.sep) else rules_path
     meta = dict(recording["meta"], counts=counts, rules=shown)
-    return markdown(alerts_by_test(alerts, tests), tests, min(stamps), meta)
+    return markdown(alerts_by_test(alerts, tests), tests, min(stamps + [test["start"] for test in tests]), meta)
 
 
 INTERVAL = 2.0  # seconds between two scrapes of a checker during the e2e tests
@@ -189,6 +189,8 @@ class E2eAlerts:
             return None
         try:
             self.scrapes.stop()
+            for nodeid in list(self.current):  # the last test: the session ends in its teardown, before it finishes
+                self.test_finished(nodeid)
             for test in self.tests:
                 self.recorder.write("test", **test)
             self.recorder.close()

@@ -85,6 +85,8 @@ def test_alerts_md_names_each_alert_its_labels_and_its_test():
     text = alert_report.markdown(rows, TESTS, 90.0, {'interval': 2.0, 'source': 'the lab'})
     assert '| AnycastBgpSessionDown | westeurope | we-nva2 |  | session=route_server_0 | b | +160 s | +40 s |' in text
     assert '| b | failed | +120 s | +210 s |' in text
+    assert '| a | passed | +10 s |' in alert_report.markdown([], TESTS, 90.0, {})
+    assert '| a | passed | -10 s |' in alert_report.markdown([], TESTS, 110.0, {})  # a test's setup before the first scrape
     assert 'No alert fired.' in alert_report.markdown([], TESTS, 90.0, {})
 
 
@@ -135,6 +137,7 @@ def test_the_e2e_recording_keeps_scraping_an_nva_that_goes_away_and_writes_alert
     server.server_close()
     session.test_outcome('tests/e2e/test_x.py::test_one', 'failed')
     session.test_finished('tests/e2e/test_x.py::test_one')
+    session.test_started('tests/e2e/test_x.py::test_last')  # the session ends in the last test's teardown
     time.sleep(1.5)
     if not shutil.which('promtool') or not shutil.which('prometheus'):
         monkeypatch.setattr(alert_report, 'report', lambda recording: 'scrapes: %d\n' % len(recording['scrapes']))
@@ -143,7 +146,7 @@ def test_the_e2e_recording_keeps_scraping_an_nva_that_goes_away_and_writes_alert
     recording = load_recording(str(tmp_path / 'alerts' / 'recording.jsonl.gz'))
     oks = [scrape['ok'] for scrape in recording['scrapes']]
     assert oks[0] and True in oks and False in oks and not oks[-1]
-    assert [test['nodeid'] for test in recording['tests']] == ['tests/e2e/test_x.py::test_one']
+    assert [test['nodeid'] for test in recording['tests']] == ['tests/e2e/test_x.py::test_one', 'tests/e2e/test_x.py::test_last']
     assert recording['tests'][0]['outcome'] == 'failed'
     text = pathlib.Path(path).read_text(encoding='utf-8')
     assert 'scrapes:' in text or '| tests/e2e/test_x.py::test_one | failed |' in text
