@@ -108,8 +108,12 @@ def desired_routes(routes, purge_routes, current_routes):
     """The routes the table should have: routes as validate() parsed them (None leaves the table's routes alone)."""
     if routes is None:
         return current_routes
+    # A route keeps the letter case it was created with (Azure's names are case-insensitive): a listed name that
+    # differs only in case is that route, under its name in Azure, or the table would be rewritten on every run.
     # Prefix ("10.1.0.0/16") and next hop address as Azure shows them.
-    wanted = [_route_view(r["name"], str(r["address_prefix"]), r["next_hop_type"], str(r["next_hop_ip_address"]) if r["next_hop_ip_address"] else None)
+    current = by_name(current_routes)
+    wanted = [_route_view(current.get(r["name"].lower(), r)["name"], str(r["address_prefix"]), r["next_hop_type"],
+                          str(r["next_hop_ip_address"]) if r["next_hop_ip_address"] else None)
               for r in routes]
     if not purge_routes:
         # Keep the routes nobody listed; a listed name replaces the route of that name.

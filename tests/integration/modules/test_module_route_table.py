@@ -94,3 +94,19 @@ def test_subnets_are_never_dissociated_silently(run_module, network):
     purged = run_module("route_table", table_args(subnets=[APP1], purge_subnets=True))
     assert purged["changed"] is True and purged["writes"] == 1
     assert route_table_of(network, "snet-app2") is None and route_table_of(network, "snet-app") == "rt-spoke"
+
+
+def test_a_route_listed_in_other_letter_case_converges(run_module, network):
+    # Azure's names are case-insensitive and a route keeps the case it was created with: listing "OnPrem" for the
+    # route "onprem" is the same route; the module must not PUT it again on every run.
+    assert run_module("route_table", table_args())["changed"]
+    renamed = [dict(ROUTES[0], name="OnPrem"), ROUTES[1]]
+    first = run_module("route_table", table_args(routes=renamed))
+    assert first["changed"] is False and first["writes"] == 0, first
+    assert [r[0] for r in routes_in_azure(network)] == ["blackhole", "onprem"]
+    # a real change to that route still lands, under the name Azure has
+    moved = run_module("route_table", table_args(routes=[dict(renamed[0], next_hop_ip_address="10.10.2.5"), ROUTES[1]]))
+    assert moved["changed"] is True and moved["writes"] == 1, moved
+    assert ("onprem", "172.16.0.0/16", "VirtualAppliance", "10.10.2.5") in routes_in_azure(network)
+    again = run_module("route_table", table_args(routes=[dict(renamed[0], next_hop_ip_address="10.10.2.5"), ROUTES[1]]))
+    assert again["changed"] is False and again["writes"] == 0, again
