@@ -12,8 +12,9 @@ import functools
 from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result, same_id
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
-from ansible_collections.anycast.nva.plugins.module_utils.locations import check_location
+from ansible_collections.anycast.nva.plugins.module_utils.locations import check_location, normalised
 from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4_address, ipv4_network, resource_name
+from ansible_collections.anycast.nva.plugins.module_utils.vnet import vnet_of_subnet
 
 # The module offers these as choices, so Ansible refuses anything else before main() runs.
 NEXT_HOP_TYPES = ["VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None"]
@@ -199,6 +200,19 @@ def _to_dissociate(session, params, table, table_id, listed):
     return chosen
 
 
+def _check_same_region(session, listed, associate, location):
+    """Azure associates a route table only with subnets whose VNet is in the table's region: refuse any other
+    before the first write (only the subnets still to associate are read, so a rerun reads nothing more)."""
+    for index, subnet in enumerate(listed):
+        if subnet not in associate:
+            continue
+        rg, vnet_name = vnet_of_subnet(subnet["id"])
+        vnet = session.read("subnets[%d]" % index, session.network.virtual_networks.get, rg, vnet_name)
+        if normalised(vnet.get("location")) != normalised(location):
+            raise AnycastError("subnets[%d]" % index, "subnet %s/%s is in %s and route table is in %s; Azure associates a route table "
+                               "only with subnets of its own region" % (vnet_name, subnet["name"], vnet.get("location"), location))
+
+
 def ensure(session, params):
     """route_table: converge the table (one PUT), then associate / dissociate the subnets that need it."""
     routes = validate(params)
@@ -229,6 +243,7 @@ def ensure(session, params):
     if table is None:
         check_location(session, "location", params["location"])
     associate = [s for s in listed if not _uses(s, table_id)]
+    _check_same_region(session, listed, associate, table["location"] if table else params["location"])
 
     after = _desired_view(params, routes, table)
     table_changed = _table_change(params, routes, table) is not None

@@ -77,7 +77,10 @@ options:
       - Unset keeps the current value (V(false) for a new table).
     type: bool
   subnets:
-    description: Subnets to associate with the table.
+    description:
+      - Subnets to associate with the table.
+      - Each subnet's virtual network must be in the table's region (Azure associates a table only with subnets of its
+        own region); a subnet elsewhere fails the task before any write.
     type: list
     elements: dict
     suboptions:

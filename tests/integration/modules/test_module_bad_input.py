@@ -95,3 +95,16 @@ def test_a_ninth_peer_is_refused_before_any_write(run_module, lab):
     result = run_module("route_server_peer", peer(name="nva9", peer_ip="10.10.2.30"))
     assert result["failed"] is True and result["writes"] == 0, result
     assert result["msg"].startswith("route_server:") and "at most 8" in result["msg"]
+
+
+def test_a_table_is_not_associated_with_a_subnet_of_another_region(run_module, lab, network):
+    lab.seed({"subscription_id": lab.subscription_id, "tenant_id": lab.tenant_id, "resources": [
+        {"id": lab.rid("virtualNetworks/vnet-spoke-neu"),
+         "body": {"location": "northeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.21.0.0/16"]},
+                                                            "subnets": [{"name": "snet-app", "properties": {"addressPrefix": "10.21.1.0/24"}}]}}}]})
+    result = run_module("route_table", table(subnets=[{"virtual_network": SPOKE_VNET, "name": "snet-app"},
+                                                      {"virtual_network": "vnet-spoke-neu", "name": "snet-app"}]))
+    assert result["failed"] is True and result["writes"] == 0, result
+    assert result["msg"].startswith("subnets[1]:") and "northeurope" in result["msg"] and "westeurope" in result["msg"], result["msg"]
+    # the same table on its own region's subnet is fine
+    assert run_module("route_table", table(subnets=[{"virtual_network": SPOKE_VNET, "name": "snet-app"}]))["writes"] == 2
