@@ -10,7 +10,8 @@ import urllib.request
 
 from .proxy import DEFAULT_HOSTS, ConnectProxy
 from .server import Emulator
-from .service import Service, Settings
+from .service import Service
+from .settings import Settings
 from .store import Store
 from .tls import make_certificates
 

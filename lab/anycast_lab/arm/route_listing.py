@@ -3,18 +3,20 @@ operations) and the admin hooks that set them and a hub's routing lag. A part of
 import copy
 import json
 
-from . import resources as res
+from .addressing import PROVIDER, id_ref
 from .errors import bad_request, not_found
+from .hooks import run_cmd
+from .usage import routing_state
 
 ROUTE_ROLES = ("RouteServiceRole_IN_0", "RouteServiceRole_IN_1")
 
 
 class RouteListing:
-    """Mixed into Service: uses its store, settings and _run_cmd(); Service._list_routes() starts the operations."""
+    """Mixed into Service: uses its store, settings and clock; Service._list_routes() starts the operations."""
 
     def _compute_routes(self, op):
         """The body of a finished learned/advertisedRoutes operation: (body, None) or (None, error)."""
-        ref = res.id_ref(op["resource_id"])
+        ref = id_ref(op["resource_id"])
         with self.store.lock:
             conn = self.store.get(ref.id)
             hub = self.store.get(ref.parent_id)
@@ -24,7 +26,7 @@ class RouteListing:
             stored = self.store.data["routes"].get(f"{ref.names[0]}/{ref.names[1]}".lower(), {}).get(op["action"])
             default = self._default_routes(hub, op["action"])
         if self.settings.routes_cmd:
-            out = self._run_cmd(self.settings.routes_cmd, [ref.names[0], ref.names[1], peer_ip, op["action"]])
+            out = run_cmd(self.settings.routes_cmd, [ref.names[0], ref.names[1], peer_ip, op["action"]])
             if out is None:
                 return None, {"code": "InternalServerError", "message": "The route source command failed; see the emulator's stderr."}
             try:
@@ -53,12 +55,12 @@ class RouteListing:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
             raise bad_request("InvalidRequestFormat", "Property 'seconds' must be a number >= 0.")
         with self.store.lock:
-            hub = self.store.get(f"/subscriptions/{sub_id}/resourceGroups/{group}/providers/{res.PROVIDER}/virtualHubs/{hub_name}")
+            hub = self.store.get(f"/subscriptions/{sub_id}/resourceGroups/{group}/providers/{PROVIDER}/virtualHubs/{hub_name}")
             if hub is None:
                 raise not_found("ResourceNotFound", f"Virtual hub '{hub_name}' in resource group '{group}' was not found.")
             hub.setdefault("_emu", {})["routing_ready_at"] = self.clock() + seconds
             self.store.save()
-            return {"routingState": res.routing_state(self, hub)}
+            return {"routingState": routing_state(self, hub)}
 
     def set_routes(self, hub_name, conn_name, body):
         if not isinstance(body, dict) or not set(body) <= {"learned", "advertised"}:

@@ -20,7 +20,7 @@ Topology keys (all optional except what a resource needs):
 """
 import copy
 
-from . import resources as res
+from .addressing import TYPES, id_ref
 from .errors import bad_request
 
 NET = "providers/Microsoft.Network"
@@ -79,10 +79,10 @@ def _apply(service, topo):  # pylint: disable=too-many-locals
         return group
 
     def put(type_path, group, name, body, where):
-        ref = res.id_ref(f"/subscriptions/{sub_id}/resourceGroups/{group['name']}/{NET}/{type_path}/{name}")
+        ref = id_ref(f"/subscriptions/{sub_id}/resourceGroups/{group['name']}/{NET}/{type_path}/{name}")
         if ref is None:
             raise bad_request("InvalidSeed", f"{where}.name '{name}' does not make a valid resource id.")
-        if res.TYPES[ref.type_key] is None:
+        if TYPES[ref.type_key] is None:
             body.setdefault("location", group["location"])
         service.apply_put(ref, body, immediate=True)
         created.append(ref.id)
@@ -135,7 +135,7 @@ def _apply(service, topo):  # pylint: disable=too-many-locals
         hub, conn = (key.split("/", 1) + [""])[:2]
         service.set_routes(hub, conn, value)
     for index, item in enumerate(topo.get("resources", [])):
-        ref = res.id_ref(_need(item, "id", f"resources[{index}]"))
+        ref = id_ref(_need(item, "id", f"resources[{index}]"))
         if ref is None:
             raise bad_request("InvalidSeed", f"resources[{index}].id is not a Microsoft.Network resource id the emulator models.")
         service.apply_put(ref, _need(item, "body", f"resources[{index}]"), immediate=True)

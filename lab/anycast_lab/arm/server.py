@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import identity, metadata, seed
-from . import resources as res
+from .bodies import render
 from .errors import ArmError, bad_request
-from .service import Response
+from .response import Response
 
 MAX_LOGGED = 50000
 FAULT_KEYS = {"method", "path", "body", "status", "code", "message", "retry_after", "retry_after_ms", "times", "delay", "lro_final"}
@@ -294,7 +294,7 @@ class Handler(BaseHTTPRequestHandler):
         with service.store.lock:
             data = service.store.data
             return {"subscriptions": data["subscriptions"], "service_principals": data["service_principals"],
-                    "resources": {body["id"]: res.render(service, body) for body in data["resources"].values()},
+                    "resources": {body["id"]: render(service, body) for body in data["resources"].values()},
                     "operations": data["operations"], "routes": data["routes"]}
 
     # ------------------------------------------------------------ plumbing

@@ -1,68 +1,28 @@
-"""ARM request handling: addressing, existence checks, writes as long-running operations.
+"""ARM request handling: addressing a request, existence checks, reads, and writes started as operations.
 
-A write is applied at once with provisioningState Updating (or Deleting) and an
-operation record; a timer completes it after `op_seconds`, sets Succeeded (or
-Failed), runs the type's side effects (router IPs, routing state, peer state) and
-the --on-change-cmd hook. While an operation runs on a resource, other writes to
-it (for a hub: to the hub or any of its children) get 409 AnotherOperationInProgress.
+A write to a resource while an operation runs on it (for a hub: on the hub or any of its children) gets
+409 AnotherOperationInProgress. How operations run and finish is in operations.py; learned/advertised
+routes in route_listing.py; the lab's commands in hooks.py.
 """
-import concurrent.futures
 import json
-import os
-import queue
 import re
-import shlex
-import subprocess
-import threading
 import time
-import traceback
-import uuid
 
 from . import catalog
-from . import resources as res
+from .addressing import PROVIDER, TYPES, arm_type, id_ref, parse_provider_path
+from .bodies import location_of, new_body, new_etag, render
 from .errors import ArmError, bad_request, not_found
+from .hooks import ChangeHooks, PeerStates
 from .identity import check_bearer
+from .operations import Operations
+from .response import Response
 from .route_listing import RouteListing
+from .validation import check_delete, validate
 
 API_VERSION_RE = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
-PEER_STATES = ("Unknown", "Connecting", "Connected", "NotConnected")  # HubBgpConnectionStatus
-PEER_STATE_TTL = 1.0  # seconds a --peer-state-cmd answer is reused
 
 
-class Response:  # pylint: disable=too-few-public-methods
-    def __init__(self, status, body=None, headers=None):
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
-class Settings:  # pylint: disable=too-few-public-methods
-    """Timings and hooks; changeable at run time through PUT /_emulator/settings."""
-
-    def __init__(self, op_seconds=0.2, routing_delay=0.5, retry_after=None, on_change_cmd=None, routes_cmd=None, peer_state_cmd=None):
-        self.op_seconds = op_seconds          # how long every write operation runs
-        self.routing_delay = routing_delay    # how long a hub's routingState stays Provisioning
-        self.retry_after = retry_after        # None: hint polls with x-ms-retry-after-ms; N: Azure-like Retry-After N
-        self.on_change_cmd = on_change_cmd
-        self.routes_cmd = routes_cmd
-        self.peer_state_cmd = peer_state_cmd
-        self._initial = self.as_dict()
-
-    def as_dict(self):
-        return {key: value for key, value in vars(self).items() if not key.startswith("_")}
-
-    def restore(self):
-        """Back to the values given at start (POST /_emulator/reset)."""
-        self.update(self._initial)
-
-    def update(self, values):
-        for key, value in values.items():
-            if key.startswith("_") or key not in vars(self):
-                raise bad_request("InvalidSetting", f"Unknown setting '{key}'. Known: {', '.join(sorted(self.as_dict()))}.")
-            if key in ("op_seconds", "routing_delay") and (not isinstance(value, (int, float)) or value < 0):
-                raise bad_request("InvalidSetting", f"Setting '{key}' must be a number >= 0.")
-            setattr(self, key, value)
-
-
-class Service(RouteListing):  # pylint: disable=too-many-public-methods
+class Service(Operations, RouteListing):
     """Everything ARM: called by the HTTP layer with an already-parsed request."""
 
     def __init__(self, store, settings, base_url=""):
@@ -71,9 +31,8 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
         self.base = base_url
         self.clock = time.time
         self._timers = {}
-        self._hooks = queue.Queue()
-        self._peer_states = {}
-        threading.Thread(target=self._run_hooks, name="arm-hooks", daemon=True).start()
+        self._hooks = ChangeHooks(store, settings)
+        self._peer_states = PeerStates(settings, self.clock)
         self._resume_operations()
 
     # ------------------------------------------------------------ entry point
@@ -96,7 +55,7 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             body = self._parse_body(method, raw_body)
             response = self._route(method, sub, segments[2:], body, headers, api_version, fault)
         if method == "GET" and response.status == 200:
-            self._fill_peer_states(response.body)
+            self._peer_states.fill(response.body)
         return response
 
     @staticmethod
@@ -122,7 +81,7 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
                 return self._resource_group(method, sub, rest[1], body, api_version, fault)
             if len(rest) >= 5 and lower[2] == "providers" and lower[3] == "microsoft.network":
                 group = self._group_or_404(sub, rest[1])
-                parsed = res.parse_provider_path(sub["id"], group["name"], rest[4:])
+                parsed = parse_provider_path(sub["id"], group["name"], rest[4:])
                 if parsed is None:
                     raise self._unknown_type(rest[4:], api_version)
                 catalog.check_api_version(api_version, parsed[0].type_key, group["location"])
@@ -131,12 +90,12 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             if len(rest) == 6 and lower[2] == "locations" and lower[4] in ("operations", "operationresults"):
                 return self._operation_status(rest[5], lower[4] == "operationresults", api_version)
             if len(rest) == 3 and method == "GET":
-                key = res.parse_provider_path(sub["id"], "x", rest[2:3])
+                key = parse_provider_path(sub["id"], "x", rest[2:3])
                 if key is None:
                     raise self._unknown_type(rest[2:], api_version)
-                wanted = res.arm_type(key[0].type_key)
+                wanted = arm_type(key[0].type_key)
                 prefix = f"/subscriptions/{sub['id']}/".lower()
-                return self._list("GET", [res.render(self, b) for k, b in self.store.data["resources"].items()
+                return self._list("GET", [render(self, b) for k, b in self.store.data["resources"].items()
                                           if b["type"] == wanted and k.startswith(prefix)])
         raise ArmError(404, "InvalidResourceType", f"The resource path '/{'/'.join(rest)}' is not known to the emulator.")
 
@@ -202,8 +161,8 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
                 items = self.store.children(parent, ref.type_key.split("/")[1])
             else:
                 prefix = f"{ref.group_id}/providers/".lower()
-                items = [b for k, b in self.store.data["resources"].items() if b["type"] == res.arm_type(ref.type_key) and k.startswith(prefix)]
-            return self._list(method, [res.render(self, b) for b in items])
+                items = [b for k, b in self.store.data["resources"].items() if b["type"] == arm_type(ref.type_key) and k.startswith(prefix)]
+            return self._list(method, [render(self, b) for b in items])
         existing = self.store.get(ref.id)
         if action is not None:
             if method != "POST":
@@ -212,11 +171,11 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
         if method == "GET":
             if existing is None:
                 raise self._resource_not_found(ref)
-            return Response(200, res.render(self, existing))
+            return Response(200, render(self, existing))
         if method == "PUT":
             self._check_preconditions(headers, existing)
             created, op = self.apply_put(ref, body, fault=fault)
-            return Response(201 if created else 200, res.render(self, self.store.get(ref.id)), self._lro_headers(op, api_version))
+            return Response(201 if created else 200, render(self, self.store.get(ref.id)), self._lro_headers(op, api_version))
         if method == "PATCH":
             if existing is None:
                 raise self._resource_not_found(ref)
@@ -230,7 +189,7 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
 
     @staticmethod
     def _resource_not_found(ref):
-        return not_found("ResourceNotFound", f"The Resource '{res.PROVIDER}/{ref.type_key.split('/')[0]}/{'/'.join(ref.names)}' under resource group "
+        return not_found("ResourceNotFound", f"The Resource '{PROVIDER}/{ref.type_key.split('/')[0]}/{'/'.join(ref.names)}' under resource group "
                                              f"'{ref.rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
 
     @staticmethod
@@ -246,9 +205,9 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             raise bad_request("InvalidRequestFormat", "PATCH accepts only {'tags': {...}} on this emulator.")
         self._check_no_operation(ref)
         existing["tags"] = body.get("tags", {})
-        existing["etag"] = res.new_etag()
+        existing["etag"] = new_etag()
         self.store.save()
-        return Response(200, res.render(self, existing))
+        return Response(200, render(self, existing))
 
     def _check_no_operation(self, ref):
         """Azure serialises writes per resource (for a hub: the hub and all its children)."""
@@ -272,11 +231,11 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             if not immediate:
                 self._check_no_operation(ref)
             existing = self.store.get(ref.id)
-            props = res.validate(self, ref, body, existing)
+            props = validate(self, ref, body, existing)
             state = "Succeeded" if immediate else "Updating"
             location = None
-            if res.TYPES[ref.type_key] is None:
-                location = res.location_of(body, existing["location"] if existing else None)
+            if TYPES[ref.type_key] is None:
+                location = location_of(body, existing["location"] if existing else None)
                 catalog.check_location(location, ref.type_key)
                 if existing and location.replace(" ", "").lower() != existing["location"].replace(" ", "").lower():
                     raise bad_request("InvalidResourceLocation", f"The resource '{ref.names[-1]}' already exists in location "
@@ -284,17 +243,17 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             embedded = {"subnets": props.pop("_subnets", None), "routes": props.pop("_routes", None)}
             removed = self._removed_children(ref, embedded)  # checked before anything changes
             props["provisioningState"] = state
-            self.store.put(ref.id, res.new_body(ref, location, props, existing, body.get("tags"), body.get("sku")))
+            self.store.put(ref.id, new_body(ref, location, props, existing, body.get("tags"), body.get("sku")))
             changed = [ref.id]
             for old in removed:
                 self.store.delete(old["id"])
             for children in embedded.values():
                 for child_ref, child_props in children or []:
                     child_props["provisioningState"] = state
-                    self.store.put(child_ref.id, res.new_body(child_ref, None, child_props, self.store.get(child_ref.id)))
+                    self.store.put(child_ref.id, new_body(child_ref, None, child_props, self.store.get(child_ref.id)))
                     changed.append(child_ref.id)
             if ref.parent_id:
-                self.store.get(ref.parent_id)["etag"] = res.new_etag()
+                self.store.get(ref.parent_id)["etag"] = new_etag()
             if immediate:
                 self._complete_effects(ref, "PUT")
                 self.store.save()
@@ -312,7 +271,7 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
             keep = {child[0].id.lower() for child in children}
             for old in self.store.children(ref.id, child_type):
                 if old["id"].lower() not in keep:
-                    res.check_delete(self, res.id_ref(old["id"]), old)
+                    check_delete(self, id_ref(old["id"]), old)
                     removed.append(old)
         return removed
 
@@ -320,189 +279,13 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
         with self.store.lock:
             self._check_no_operation(ref)
             body = self.store.get(ref.id)
-            res.check_delete(self, ref, body)
+            check_delete(self, ref, body)
             body["properties"]["provisioningState"] = "Deleting"
             return self._start(ref.id, ref.top_id, "DELETE", [ref.id], self._location(ref), fault)
 
     def _location(self, ref):
         top = self.store.get(ref.top_id)
         return (top or {}).get("location", "westeurope")
-
-    # ------------------------------------------------------------ operations
-    def _start(self, resource_id, scope, method, changed, location, fault, extra=None, kind="write"):  # pylint: disable=too-many-arguments
-        op_id = str(uuid.uuid4())
-        op = {"id": op_id, "status": "InProgress", "resource_id": resource_id, "scope": scope.lower(), "method": method, "kind": kind,
-              "changed": changed, "location": location.replace(" ", "").lower(), "started": self.clock(),
-              "done_at": self.clock() + self.settings.op_seconds, "fault": fault, "result": None, "error": None}
-        if extra:
-            op.update(extra)
-        self._prune_operations()
-        self.store.data["operations"][op_id] = op
-        self.store.save()
-        self._schedule(op)
-        return op
-
-    def _prune_operations(self, keep=200):
-        """Forget the oldest finished operations so the state file stays small (Azure forgets them too)."""
-        ops = self.store.data["operations"]
-        finished = sorted((op for op in ops.values() if op["status"] != "InProgress"), key=lambda op: op["started"])
-        for op in finished[:max(0, len(finished) - keep)]:
-            del ops[op["id"]]
-
-    def _schedule(self, op):
-        timer = threading.Timer(max(0.0, op["done_at"] - self.clock()), self._complete, args=(op["id"],))
-        timer.daemon = True
-        self._timers[op["id"]] = timer
-        timer.start()
-
-    def _resume_operations(self):
-        """After a restart, operations that were running finish (late ones at once)."""
-        for op in self.store.data["operations"].values():
-            if op["status"] == "InProgress":
-                self._schedule(op)
-
-    def _complete(self, op_id):
-        # Routes may come from a slow command: compute them before taking the lock.
-        op = self.store.data["operations"].get(op_id)
-        if op is None:
-            return
-        result, error = None, None
-        if op["kind"] == "routes" and not op.get("fault"):
-            result, error = self._compute_routes(op)
-        with self.store.lock:
-            self._timers.pop(op_id, None)
-            if self.store.data["operations"].get(op_id) is not op:
-                return  # the state was reset meanwhile
-            failed = op.get("fault") is not None
-            if failed:
-                fault = op["fault"]
-                op["error"] = {"code": fault.get("code") or "InternalServerError",
-                               "message": fault.get("message") or "The operation failed (fault injected by the emulator)."}
-            elif error is not None:
-                op["error"] = error
-                failed = True
-            op["status"] = "Failed" if failed else "Succeeded"
-            op["result"] = result
-            if op["kind"] == "write":
-                try:
-                    self._finish_write(op, failed)
-                except Exception as exc:  # pylint: disable=broad-exception-caught
-                    # A bug here must not leave the operation running for ever (and its resource locked).
-                    traceback.print_exc()
-                    op["status"], op["error"], failed = "Failed", {"code": "InternalServerError", "message": f"{type(exc).__name__}: {exc}"}, True
-            self.store.save()
-        if op["kind"] == "write" and not failed:
-            self._hooks.put((op["method"], op["resource_id"]))
-
-    def _finish_write(self, op, failed):
-        if op["method"] == "DELETE" and not failed:
-            if op.get("group"):
-                sub = self.store.subscription(op["group"][0])
-                sub["resource_groups"].pop(op["group"][1], None)
-            for resource_id in op["changed"]:
-                prefix = resource_id.lower()
-                for key in [k for k in self.store.data["resources"] if k == prefix or k.startswith(prefix + "/")]:
-                    del self.store.data["resources"][key]
-            self._complete_effects(res.id_ref(op["resource_id"]), "DELETE")
-            return
-        for resource_id in op["changed"]:
-            body = self.store.get(resource_id)
-            if body is not None:
-                body["properties"]["provisioningState"] = "Failed" if failed else "Succeeded"
-        if not failed and op["method"] == "PUT":
-            self._complete_effects(res.id_ref(op["resource_id"]), "PUT")
-
-    def _complete_effects(self, ref, method):
-        """What the real service does once a write lands."""
-        if ref is None:
-            return
-        if ref.type_key == "virtualHubs" and method == "PUT":
-            hub = self.store.get(ref.id)
-            hub.setdefault("_emu", {})
-            if "routing_ready_at" not in hub["_emu"]:
-                hub["_emu"]["routing_ready_at"] = self.clock() + self.settings.routing_delay
-        elif ref.type_key == "virtualHubs/ipConfigurations":
-            hub = self.store.get(ref.parent_id)
-            if hub is None:
-                return
-            if method == "PUT":
-                prefix = self.store.get(self.store.get(ref.id)["properties"]["subnet"]["id"])["properties"]["addressPrefix"]
-                base = res.ipaddress.IPv4Network(prefix).network_address
-                # Route Server's two instances take .4 and .5 of RouteServerSubnet.
-                hub["properties"]["virtualRouterIps"] = [str(base + 4), str(base + 5)]
-                hub.setdefault("_emu", {})["routing_ready_at"] = self.clock() + self.settings.routing_delay
-            else:
-                hub["properties"]["virtualRouterIps"] = []
-            hub["etag"] = res.new_etag()
-        elif ref.type_key == "virtualHubs/bgpConnections" and method == "PUT":
-            conn = self.store.get(ref.id)
-            # Without the lab a provisioned peer counts as Connected; with it, GETs ask --peer-state-cmd.
-            conn["properties"]["connectionState"] = "Connecting" if self.settings.peer_state_cmd else "Connected"
-
-    def _fill_peer_states(self, body):
-        """With --peer-state-cmd, a provisioned peer's connectionState in a GET answer is the lab's BGP state,
-        asked now, outside the state lock (the command may be slow), at most once per PEER_STATE_TTL per peer."""
-        if not self.settings.peer_state_cmd or not isinstance(body, dict):
-            return
-        items = body["value"] if isinstance(body.get("value"), list) else [body]
-        peers = [item for item in items if isinstance(item, dict) and item.get("type") == res.arm_type("virtualHubs/bgpConnections")
-                 and item["properties"].get("provisioningState") == "Succeeded"]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            for peer, state in zip(peers, pool.map(self._peer_state, peers)):
-                peer["properties"]["connectionState"] = state
-
-    def _peer_state(self, peer):
-        key = peer["id"].lower()
-        cached = self._peer_states.get(key)
-        if cached and self.clock() - cached[1] < PEER_STATE_TTL:
-            return cached[0]
-        names = res.id_ref(peer["id"]).names
-        state = (self._run_cmd(self.settings.peer_state_cmd, [names[0], names[1], peer["properties"]["peerIp"]]) or "").strip()
-        if state not in PEER_STATES:
-            print(f"arm emulator: --peer-state-cmd printed {state!r} for {peer['id']}, not one of {PEER_STATES}", flush=True)
-            state = "Unknown"
-        self._peer_states[key] = (state, self.clock())
-        return state
-
-    def _operation_status(self, op_id, is_location, api_version):
-        op = self.store.data["operations"].get(op_id)
-        if op is None:
-            raise not_found("OperationNotFound", f"Operation {op_id} was not found.")
-        if op["status"] == "InProgress":
-            if is_location:
-                return Response(202, None, self._lro_headers(op, api_version, location=True, azure_async=False))
-            return Response(200, {"status": "InProgress"}, self._poll_hint(op))
-        if not is_location:
-            body = {"status": op["status"]}
-            if op["error"]:
-                body["error"] = op["error"]
-            return Response(200, body)
-        if op["status"] == "Failed":
-            # The Location of a failed operation answers with its error; 500 (retried by clients) only for internal errors.
-            return Response(500 if op["error"]["code"] == "InternalServerError" else 400, {"error": op["error"]})
-        if op["kind"] == "routes":
-            return Response(200, op["result"])
-        return Response(204)
-
-    def _poll_hint(self, op):
-        if self.settings.retry_after is not None:
-            return {"Retry-After": str(int(self.settings.retry_after))}
-        # The SDK honours x-ms-retry-after-ms; without a hint it would sleep its 30 s default between polls.
-        remaining = max(0.0, op["done_at"] - self.clock())
-        return {"x-ms-retry-after-ms": str(int(remaining * 1000) + 50)}
-
-    def _lro_headers(self, op, api_version, location=False, azure_async=True):
-        root = f"{self.base}/subscriptions/{self._op_sub(op)}/providers/Microsoft.Network/locations/{op['location']}"
-        headers = self._poll_hint(op)
-        if azure_async:
-            headers["Azure-AsyncOperation"] = f"{root}/operations/{op['id']}?api-version={api_version}"
-        if location:
-            headers["Location"] = f"{root}/operationResults/{op['id']}?api-version={api_version}"
-        return headers
-
-    @staticmethod
-    def _op_sub(op):
-        return op["resource_id"].split("/")[2]
 
     # ------------------------------------------------------------ learned / advertised routes (computed in route_listing.py)
     def _list_routes(self, ref, action, conn, api_version, fault):  # pylint: disable=too-many-arguments
@@ -512,39 +295,9 @@ class Service(RouteListing):  # pylint: disable=too-many-public-methods
         return Response(202, None, self._lro_headers(op, api_version, location=True, azure_async=False))
 
     # ------------------------------------------------------------ hooks
-    @staticmethod
-    def _run_cmd(cmd, args):
-        try:
-            done = subprocess.run(cmd + " " + " ".join(shlex.quote(str(a)) for a in args), shell=True, capture_output=True, text=True, timeout=60, check=False)
-        except subprocess.TimeoutExpired:
-            return None
-        if done.returncode != 0:
-            print(f"arm emulator: command {cmd!r} failed ({done.returncode}): {done.stderr.strip()}", flush=True)
-            return None
-        return done.stdout
-
     def notify(self, method, resource_id):
-        self._hooks.put((method, resource_id))
-
-    def _run_hooks(self):
-        """One worker, so the lab sees changes in order and never two reconfigurations at once."""
-        while True:
-            method, resource_id = self._hooks.get()
-            cmd = self.settings.on_change_cmd
-            try:
-                if cmd:
-                    env = dict(os.environ, ARM_STATE=self.store.path or "", ARM_CHANGED=resource_id, ARM_METHOD=method)
-                    done = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=300, check=False)
-                    if done.returncode != 0:
-                        print(f"arm emulator: on-change command failed ({done.returncode}) for {resource_id}: {done.stderr.strip()}", flush=True)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                print(f"arm emulator: on-change command for {resource_id} did not finish: {exc}", flush=True)
-            finally:
-                self._hooks.task_done()  # the worker lives on whatever the command did
+        """Queue --on-change-cmd for a completed write (or a seed)."""
+        self._hooks.notify(method, resource_id)
 
     def wait_hooks(self):
-        self._hooks.join()
-
-    def cancel_timers(self):
-        for timer in list(self._timers.values()):
-            timer.cancel()
+        self._hooks.wait()

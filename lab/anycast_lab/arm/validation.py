@@ -1,0 +1,294 @@
+"""Body validation per resource type: what an ARM PUT may store, and what a DELETE must refuse.
+
+A validator returns the properties to store; embedded children (VNet.subnets, routeTable.routes) come back
+as (Ref, properties) pairs under `_subnets` / `_routes` for the write to store as child resources.
+"""
+import copy
+import ipaddress
+import uuid
+
+from .addressing import Ref, arm_type, id_ref
+from .errors import bad_request
+from .fields import check_bool, check_choice, check_ipv4, check_prefix, check_ref, props_of, reserved_asn
+from .usage import all_ip_configurations, routing_state, subnet_ip_configurations, subnets_using
+
+NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
+HUB_ROUTING_PREFERENCES = ("ExpressRoute", "VpnGateway", "ASPath")
+MAX_BGP_CONNECTIONS = 8
+
+
+def validate(svc, ref, body, existing):
+    """Check a PUT body; return the properties to store (raises ArmError 400 naming the field)."""
+    if not isinstance(body, dict):
+        raise bad_request("InvalidRequestContent", "The request content was invalid and could not be deserialized: the body must be a JSON object.")
+    props = copy.deepcopy(props_of(body))
+    props.pop("provisioningState", None)
+    return _VALIDATORS[ref.type_key](svc, ref, props, existing)
+
+
+def _validate_vnet(svc, ref, props, existing):  # pylint: disable=unused-argument
+    space = props.get("addressSpace", {}).get("addressPrefixes") if isinstance(props.get("addressSpace"), dict) else None
+    if not isinstance(space, list) or not space:
+        raise bad_request("InvalidAddressPrefixFormat", "Property 'properties.addressSpace.addressPrefixes' must be a non-empty list of prefixes.")
+    props["addressSpace"] = {"addressPrefixes": [check_prefix(p, "properties.addressSpace.addressPrefixes") for p in space]}
+    subnets = props.pop("subnets", [])
+    if not isinstance(subnets, list):
+        raise bad_request("InvalidRequestFormat", "Property 'properties.subnets' must be a list.")
+    checked, names = [], set()
+    for index, subnet in enumerate(subnets):
+        if not isinstance(subnet, dict) or not subnet.get("name"):
+            raise bad_request("InvalidRequestFormat", f"Property 'properties.subnets[{index}].name' is required.")
+        if subnet["name"].lower() in names:
+            raise bad_request("DuplicateResourceName", f"Subnet name '{subnet['name']}' appears twice in 'properties.subnets'.")
+        names.add(subnet["name"].lower())
+        sub_ref = Ref(ref.sub, ref.rg, "virtualNetworks/subnets", [ref.names[0], subnet["name"]])
+        checked.append((sub_ref, _validate_subnet(svc, sub_ref, copy.deepcopy(props_of(subnet)), None,
+                                                  vnet_prefixes=props["addressSpace"]["addressPrefixes"],
+                                                  siblings=[(s.get("name"), s.get("properties", {})) for s in subnets if s is not subnet],
+                                                  field=f"properties.subnets[{index}]")))
+    props["_subnets"] = checked
+    return props
+
+
+def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=None, field="properties"):  # pylint: disable=too-many-arguments,unused-argument
+    if vnet_prefixes is None:
+        vnet = svc.store.get(ref.parent_id)
+        vnet_prefixes = vnet["properties"]["addressSpace"]["addressPrefixes"]
+        siblings = [(s["name"], s["properties"]) for s in svc.store.children(ref.parent_id, "subnets") if s["name"].lower() != ref.names[1].lower()]
+    prefix = props.get("addressPrefix") or (props.get("addressPrefixes") or [None])[0]
+    if prefix is None:
+        raise bad_request("InvalidAddressPrefixFormat", f"Property '{field}.addressPrefix' is required.")
+    prefix = check_prefix(prefix, f"{field}.addressPrefix")
+    net = ipaddress.IPv4Network(prefix)
+    if not any(net.subnet_of(ipaddress.IPv4Network(space)) for space in vnet_prefixes):
+        raise bad_request("NetcfgSubnetRangeOutsideVnet",
+                          f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) is not within the address space {', '.join(vnet_prefixes)} "
+                          f"of virtual network '{ref.names[0]}'.")
+    for name, other in siblings:
+        try:
+            other_net = ipaddress.IPv4Network(other.get("addressPrefix"), strict=False)
+        except (AttributeError, TypeError, ValueError):
+            continue  # a malformed sibling gets its own error, naming its field
+        if net.overlaps(other_net):
+            raise bad_request("NetcfgSubnetRangesOverlap",
+                              f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_net}).")
+    props["addressPrefix"] = prefix
+    props.pop("addressPrefixes", None)
+    if props.get("routeTable") is not None:
+        props["routeTable"] = {"id": check_ref(svc.store, props["routeTable"], f"{field}.routeTable", "routeTables", ref.id)}
+    else:
+        props.pop("routeTable", None)
+    in_use = [ip for ip in subnet_ip_configurations(svc.store, ref.id) if ipaddress.IPv4Address(ip["address"]) not in net]
+    if in_use:
+        raise bad_request("InUseSubnetCannotBeDeleted", f"Subnet '{ref.names[1]}' cannot change its address prefix to {prefix}: "
+                                                        f"it is in use by {in_use[0]['id']}.")
+    for key in ("ipConfigurations", "id", "name", "etag", "type"):
+        props.pop(key, None)
+    return props
+
+
+def _validate_nic(svc, ref, props, existing):  # pylint: disable=unused-argument
+    props["enableIPForwarding"] = bool(check_bool(props, "enableIPForwarding", "properties.enableIPForwarding", False))
+    configs = props.get("ipConfigurations")
+    if not isinstance(configs, list) or not configs:
+        raise bad_request("NetworkInterfaceMustHaveAtLeastOneIpConfiguration" if configs == [] else "InvalidRequestFormat",
+                          "Property 'properties.ipConfigurations' must list at least one IP configuration.")
+    taken = {ip["address"] for ip in all_ip_configurations(svc.store) if not ip["id"].lower().startswith(ref.id.lower() + "/")}
+    result = []
+    for index, config in enumerate(configs):
+        field = f"properties.ipConfigurations[{index}]"
+        if not isinstance(config, dict) or not config.get("name"):
+            raise bad_request("InvalidRequestFormat", f"Property '{field}.name' is required.")
+        cprops = copy.deepcopy(props_of(config))
+        subnet_id = check_ref(svc.store, cprops.get("subnet"), f"{field}.properties.subnet", "virtualNetworks/subnets", ref.id)
+        subnet = ipaddress.IPv4Network(svc.store.get(subnet_id)["properties"]["addressPrefix"])
+        method = check_choice(cprops.get("privateIPAllocationMethod", "Static" if cprops.get("privateIPAddress") else "Dynamic"),
+                              ("Static", "Dynamic"), f"{field}.properties.privateIPAllocationMethod", "InvalidRequestFormat")
+        address = cprops.get("privateIPAddress")
+        if address:
+            address = check_ipv4(address, f"{field}.properties.privateIPAddress", "InvalidPrivateIPAddress")
+            if ipaddress.IPv4Address(address) not in subnet:
+                raise bad_request("PrivateIPAddressNotInSubnet", f"Private IP address {address} ({field}.properties.privateIPAddress) "
+                                                                 f"is not in the range of subnet {subnet_id} ({subnet}).")
+            if address in taken:
+                raise bad_request("PrivateIPAddressInUse", f"Private IP address {address} ({field}.properties.privateIPAddress) is already in use.")
+        else:
+            # Azure keeps the first four addresses of a subnet (and the last) for itself.
+            address = next((str(host) for host in list(subnet.hosts())[3:-1] if str(host) not in taken), None)
+            if address is None:
+                raise bad_request("SubnetIsFull", f"Subnet {subnet_id} has no free address for {field}.")
+        taken.add(address)
+        entry = {"name": config["name"], "properties": {
+            "privateIPAddress": address, "privateIPAllocationMethod": method, "privateIPAddressVersion": "IPv4",
+            "subnet": {"id": subnet_id}, "primary": bool(cprops.get("primary", index == 0))}}
+        if cprops.get("publicIPAddress") is not None:
+            entry["properties"]["publicIPAddress"] = {
+                "id": check_ref(svc.store, cprops["publicIPAddress"], f"{field}.properties.publicIPAddress", "publicIPAddresses", ref.id)}
+        result.append(entry)
+    props["ipConfigurations"] = result
+    # Read-only facts a NIC shows (as in the official example); the MAC is stable per NIC id.
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, ref.id.lower()).hex
+    props["macAddress"] = "00-0D-3A-" + "-".join(digest[i:i + 2].upper() for i in range(0, 6, 2))
+    dns = {"dnsServers": [], "appliedDnsServers": [], "internalDomainNameSuffix": f"{digest[:26]}.ax.internal.cloudapp.net"}
+    for key, value in (("enableAcceleratedNetworking", False), ("disableTcpStateTracking", False), ("primary", True),
+                       ("vnetEncryptionSupported", False), ("dnsSettings", dns)):
+        props.setdefault(key, value)
+    return props
+
+
+def _validate_pip(svc, ref, props, existing):  # pylint: disable=unused-argument
+    props["publicIPAllocationMethod"] = check_choice(props.get("publicIPAllocationMethod", "Static"), ("Static", "Dynamic"),
+                                                     "properties.publicIPAllocationMethod", "InvalidRequestFormat")
+    props["publicIPAddressVersion"] = "IPv4"
+    props.setdefault("idleTimeoutInMinutes", 4)
+    if existing is not None:
+        props["ipAddress"] = existing["properties"].get("ipAddress")
+    else:
+        used = {body["properties"].get("ipAddress") for body in svc.store.find(lambda b: b["type"] == arm_type("publicIPAddresses"))}
+        # Documentation range (RFC 5737 TEST-NET-2): these addresses exist only inside the emulator.
+        props["ipAddress"] = next(str(ip) for ip in ipaddress.IPv4Network("198.51.100.0/24").hosts() if str(ip) not in used)
+    props.pop("ipConfiguration", None)
+    return props
+
+
+def _validate_hub(svc, ref, props, existing):  # pylint: disable=unused-argument
+    previous = existing["properties"] if existing else {}
+    props["sku"] = check_choice(props.get("sku", previous.get("sku", "Standard")), ("Standard", "Basic"), "properties.sku", "InvalidVirtualHubSku")
+    asn = props.get("virtualRouterAsn", 65515)
+    if asn != 65515:
+        raise bad_request("InvalidVirtualRouterAsn", f"Property 'properties.virtualRouterAsn' is {asn!r}; a Route Server always uses ASN 65515.")
+    props["virtualRouterAsn"] = 65515
+    props["allowBranchToBranchTraffic"] = bool(check_bool(props, "allowBranchToBranchTraffic", "properties.allowBranchToBranchTraffic", False))
+    props["hubRoutingPreference"] = check_choice(props.get("hubRoutingPreference", "ExpressRoute"), HUB_ROUTING_PREFERENCES,
+                                                 "properties.hubRoutingPreference", "InvalidHubRoutingPreference")
+    props["preferredRoutingGateway"] = "VpnGateway" if props["hubRoutingPreference"] == "VpnGateway" else "ExpressRoute"
+    if props.get("addressPrefix"):
+        props["addressPrefix"] = check_prefix(props["addressPrefix"], "properties.addressPrefix")
+    # Read-only, computed by the "service": never taken from the client.
+    for key in ("virtualRouterIps", "routingState", "bgpConnections", "ipConfigurations"):
+        props.pop(key, None)
+    props["virtualRouterIps"] = previous.get("virtualRouterIps", [])
+    props.setdefault("virtualRouterAutoScaleConfiguration", {"minCapacity": 2})
+    return props
+
+
+def _validate_hub_ipconfig(svc, ref, props, existing):  # pylint: disable=unused-argument
+    subnet_id = check_ref(svc.store, props.get("subnet"), "properties.subnet", "virtualNetworks/subnets", ref.id)
+    if id_ref(subnet_id).names[1] != "RouteServerSubnet":
+        raise bad_request("InvalidVirtualHubIpConfigurationSubnet",
+                          f"Property 'properties.subnet' must reference a subnet named 'RouteServerSubnet', got {subnet_id}.")
+    others = [c for c in svc.store.children(ref.parent_id, "ipConfigurations") if c["name"].lower() != ref.names[1].lower()]
+    if others:
+        raise bad_request("VirtualHubIpConfigurationLimitReached", f"Virtual hub '{ref.names[0]}' already has IP configuration '{others[0]['name']}'.")
+    taken = [ip["id"] for ip in subnet_ip_configurations(svc.store, subnet_id) if not ip["id"].lower().startswith(ref.parent_id.lower() + "/")]
+    if taken:
+        raise bad_request("SubnetInUseByAnotherVirtualHub", f"Subnet {subnet_id} (property 'properties.subnet') is already used by {taken[0]}.")
+    subnet = ipaddress.IPv4Network(svc.store.get(subnet_id)["properties"]["addressPrefix"])
+    if subnet.prefixlen > 27:
+        raise bad_request("RouteServerSubnetTooSmall", f"Subnet {subnet_id} ({subnet}) is smaller than the /27 a Route Server needs.")
+    result = {"subnet": {"id": subnet_id}, "privateIPAllocationMethod": "Dynamic", "privateIPAddress": str(subnet.network_address + 4)}
+    if props.get("publicIPAddress") is not None:
+        result["publicIPAddress"] = {"id": check_ref(svc.store, props["publicIPAddress"], "properties.publicIPAddress", "publicIPAddresses", ref.id)}
+    return result
+
+
+def _validate_bgp(svc, ref, props, existing):
+    hub = svc.store.get(ref.parent_id)
+    if routing_state(svc, hub) != "Provisioned":
+        raise bad_request("HubBgpConnectionParentHubMustHaveProvisionedRoutingState",
+                          f"Bgp connection {ref.names[1]} cannot be created or updated because the parent virtual hub {ref.names[0]} "
+                          f"has routing state {routing_state(svc, hub)}; it must be Provisioned. Retry later.")
+    peer_ip = check_ipv4(props.get("peerIp"), "properties.peerIp", "InvalidBgpConnectionPeerIp")
+    asn = props.get("peerAsn")
+    if isinstance(asn, bool) or not isinstance(asn, int) or not 1 <= asn <= 4294967295:
+        raise bad_request("InvalidBgpConnectionPeerAsn", f"Property 'properties.peerAsn' must be an integer 1-4294967295, got {asn!r}.")
+    if reserved_asn(asn):
+        raise bad_request("BgpConnectionPeerAsnIsReserved", f"Property 'properties.peerAsn' {asn} is reserved by Azure and cannot be used by a BGP peer.")
+    if existing is not None:
+        before = existing["properties"]
+        for key, value in (("peerIp", peer_ip), ("peerAsn", asn)):
+            if before.get(key) != value:
+                raise bad_request("PropertyChangeNotAllowed", f"Changing property 'properties.{key}' of bgp connection {ref.names[1]} is not allowed "
+                                                              f"({before.get(key)!r} -> {value!r}); delete the connection and create it again.")
+    peers = [c for c in svc.store.children(ref.parent_id, "bgpConnections") if c["name"].lower() != ref.names[1].lower()]
+    clash = next((c for c in peers if c["properties"].get("peerIp") == peer_ip), None)
+    if clash is not None:
+        raise bad_request("BgpConnectionPeerIpAlreadyInUse", f"Property 'properties.peerIp' {peer_ip} is already used by bgp connection {clash['name']}.")
+    if existing is None and len(peers) >= MAX_BGP_CONNECTIONS:
+        raise bad_request("VirtualHubBgpConnectionLimitReached", f"Virtual hub {ref.names[0]} already has {len(peers)} bgp connections; "
+                                                                 f"a Route Server supports at most {MAX_BGP_CONNECTIONS}.")
+    result = {"peerIp": peer_ip, "peerAsn": asn, "connectionState": existing["properties"]["connectionState"] if existing else "Connecting"}
+    if props.get("hubVirtualNetworkConnection") is not None:
+        result["hubVirtualNetworkConnection"] = props["hubVirtualNetworkConnection"]
+    return result
+
+
+def _validate_route_table(svc, ref, props, existing):  # pylint: disable=unused-argument
+    props["disableBgpRoutePropagation"] = bool(check_bool(props, "disableBgpRoutePropagation", "properties.disableBgpRoutePropagation", False))
+    routes = props.pop("routes", [])
+    if not isinstance(routes, list):
+        raise bad_request("InvalidRequestFormat", "Property 'properties.routes' must be a list.")
+    checked, names = [], set()
+    for index, route in enumerate(routes):
+        if not isinstance(route, dict) or not route.get("name"):
+            raise bad_request("InvalidRequestFormat", f"Property 'properties.routes[{index}].name' is required.")
+        if route["name"].lower() in names:
+            raise bad_request("DuplicateResourceName", f"Route name '{route['name']}' appears twice in 'properties.routes'.")
+        names.add(route["name"].lower())
+        route_ref = Ref(ref.sub, ref.rg, "routeTables/routes", [ref.names[0], route["name"]])
+        checked.append((route_ref, _validate_route(svc, route_ref, copy.deepcopy(props_of(route)), None, f"properties.routes[{index}].properties")))
+    props.pop("subnets", None)
+    props["_routes"] = checked
+    return props
+
+
+def _validate_route(svc, ref, props, existing, field="properties"):  # pylint: disable=unused-argument
+    result = {"addressPrefix": check_prefix(props.get("addressPrefix"), f"{field}.addressPrefix")}
+    hop = props.get("nextHopType")
+    if hop is None:
+        raise bad_request("InvalidRequestFormat", f"Property '{field}.nextHopType' is required.")
+    result["nextHopType"] = check_choice(hop, NEXT_HOP_TYPES, f"{field}.nextHopType", "InvalidNextHopType")
+    address = props.get("nextHopIpAddress")
+    if result["nextHopType"] == "VirtualAppliance":
+        if not address:
+            raise bad_request("MissingNextHopIpAddress", f"NextHopIpAddress cannot be Null or Empty in route {ref.names[1]} when NextHopType is "
+                                                         f"VirtualAppliance (property '{field}.nextHopIpAddress').")
+        result["nextHopIpAddress"] = check_ipv4(address, f"{field}.nextHopIpAddress", "InvalidNextHopIpAddress")
+    elif address:
+        raise bad_request("NextHopIpAddressNotAllowed", f"Property '{field}.nextHopIpAddress' is only allowed when nextHopType is VirtualAppliance "
+                                                        f"(route {ref.names[1]} has {result['nextHopType']}).")
+    return result
+
+
+_VALIDATORS = {
+    "virtualNetworks": _validate_vnet,
+    "virtualNetworks/subnets": _validate_subnet,
+    "networkInterfaces": _validate_nic,
+    "publicIPAddresses": _validate_pip,
+    "virtualHubs": _validate_hub,
+    "virtualHubs/ipConfigurations": _validate_hub_ipconfig,
+    "virtualHubs/bgpConnections": _validate_bgp,
+    "routeTables": _validate_route_table,
+    "routeTables/routes": _validate_route,
+}
+
+
+def check_delete(svc, ref, body):
+    """Refuse deleting what is still referenced, as Azure does."""
+    if ref.type_key == "routeTables":
+        users = subnets_using(svc.store, body["id"])
+        if users:
+            raise bad_request("InUseRouteTableCannotBeDeleted", f"Route table {body['id']} is in use by subnet {users[0]} and cannot be deleted. "
+                                                                "Dissociate it from all subnets first.")
+    if ref.type_key == "virtualNetworks/subnets":
+        users = subnet_ip_configurations(svc.store, body["id"])
+        if users:
+            raise bad_request("InUseSubnetCannotBeDeleted", f"Subnet {ref.names[1]} is in use by {users[0]['id']} and cannot be deleted.")
+    if ref.type_key == "virtualNetworks":
+        for subnet in svc.store.children(body["id"], "subnets"):
+            check_delete(svc, id_ref(subnet["id"]), subnet)
+    if ref.type_key == "publicIPAddresses":
+        users = [ip["id"] for ip in all_ip_configurations(svc.store) if ip.get("public_ip", "").lower() == body["id"].lower()]
+        if users:
+            raise bad_request("PublicIPAddressCannotBeDeleted", f"Public IP address {body['id']} is in use by {users[0]} and cannot be deleted.")
+
