@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.anycast.nva.plugins.module_utils.arm import model, props
+from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
 from ansible_collections.anycast.nva.plugins.module_utils.compare import differing_keys, result, same_id
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 from ansible_collections.anycast.nva.plugins.module_utils.route_server import list_peers, peer_facts, read_hub
@@ -74,13 +74,31 @@ def _subnet_prefix(subnet):
     return props(subnet).get("addressPrefix") or (props(subnet).get("addressPrefixes") or [None])[0]
 
 
+def _address_space(vnet):
+    return (props(vnet).get("addressSpace") or {}).get("addressPrefixes") or []
+
+
+def _peered_vnet_holding(session, peer_ip, hub_vnet):
+    """The VNet directly peered with the hub's VNet (peering Connected) whose address space holds peer_ip, read
+    from Azure; None when there is none. Route Server peers with NVAs there too, not with those further away."""
+    for peering in props(hub_vnet).get("virtualNetworkPeerings") or []:
+        peering = props(peering)
+        remote_space = (peering.get("remoteAddressSpace") or {}).get("addressPrefixes") or []
+        if peering.get("peeringState") == "Connected" and contained_in_any(peer_ip, remote_space):
+            remote = parse_id((peering.get("remoteVirtualNetwork") or {}).get("id"))
+            return session.read("peer_ip", session.network.virtual_networks.get, remote.get("resource_group"), remote.get("virtualnetworks"))
+    return None
+
+
 def peer_address_problem(peer_ip, hub, vnet, route_server_subnet_id):
-    """Why Route Server could never peer with an NVA at peer_ip (IPv4Address) in its VNet (text), or None."""
+    """Why Route Server could never peer with an NVA at peer_ip (IPv4Address) in vnet, its own VNet or one directly
+    peered with it (text), or None."""
     if str(peer_ip) in (props(hub).get("virtualRouterIps") or []):
         return "%s is an address of the Route Server itself (%s)" % (peer_ip, ", ".join(props(hub)["virtualRouterIps"]))
-    space = (props(vnet).get("addressSpace") or {}).get("addressPrefixes") or []
+    space = _address_space(vnet)
     if not contained_in_any(peer_ip, space):
-        return "%s is outside the Route Server's VNet %s (%s)" % (peer_ip, vnet["name"], ", ".join(space))
+        return ("%s is outside the Route Server's VNet %s (%s) and outside every VNet directly peered with it (peering Connected)"
+                % (peer_ip, vnet["name"], ", ".join(space)))
     subnet = next((s for s in props(vnet).get("subnets") or [] if _subnet_prefix(s) and contained_in_any(peer_ip, [_subnet_prefix(s)])), None)
     if subnet is None:
         return "%s is in no subnet of VNet %s, so no NVA can have it" % (peer_ip, vnet["name"])
@@ -100,6 +118,8 @@ def _check_new_peer(session, params, peer_ip, hub, peers):
         raise AnycastError("route_server", "Route Server %r already has %d BGP peers (%s); Azure allows at most %d"
                            % (hub["name"], len(others), ", ".join(sorted(p["name"] for p in others)), MAX_PEERS), code="PeerLimitReached")
     vnet, route_server_subnet_id = _hub_vnet(session, params["resource_group"], hub)
+    if not contained_in_any(peer_ip, _address_space(vnet)):
+        vnet = _peered_vnet_holding(session, peer_ip, vnet) or vnet
     problem = peer_address_problem(peer_ip, hub, vnet, route_server_subnet_id)
     if problem:
         raise AnycastError("peer_ip", problem)

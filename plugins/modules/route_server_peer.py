@@ -22,8 +22,9 @@ description:
     may use half of the time left of O(timeout); the other half is kept for putting the old peer back.
   - Before any write it refuses an ASN Azure or IANA reserve (8074, 8075, 12076, 23456, 64496-64511, 65515, 65517-65520,
     65535-65551) or one outside 1-65535 (Route Server supports only 2-byte ASNs), a ninth peer (Azure allows 8), and a peer
-    address outside the Route Server's VNet, in no subnet of it, inside C(RouteServerSubnet), equal to one of the Route
-    Server's own addresses, or one of the addresses Azure keeps in a subnet (the first four and the last).
+    address outside the Route Server's VNet and outside every VNet directly peered with it (peering C(Connected)), in no
+    subnet of that VNet, inside C(RouteServerSubnet), equal to one of the Route Server's own addresses, or one of the
+    addresses Azure keeps in a subnet (the first four and the last).
   - Azure refuses writes to a hub while another one runs (409 C(AnotherOperationInProgress)) and peer writes while the hub's
     routing is not provisioned yet (C(HubBgpConnectionParentHubMustHaveProvisionedRoutingState)); the module waits and
     retries those within O(timeout), so several NVAs can register in parallel.

@@ -4,8 +4,9 @@ import time
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.network.models import AddressSpace, SubResource, VirtualNetworkPeering
 
-from anycast_lab.playbook_runner import HUB, HUB_VNET, RG
+from anycast_lab.playbook_runner import HUB, HUB_VNET, RG, SPOKE_VNET
 
 
 def peer(name="nva1", peer_ip="10.10.2.4", peer_asn=65001, **extra):
@@ -93,6 +94,24 @@ def test_peer_ip_must_be_in_the_hub_vnet(run_module, network):
     refused = run_module("route_server_peer", peer(peer_ip="10.11.1.4"))
     assert refused["failed"] and refused["writes"] == 0
     assert refused["msg"].startswith("peer_ip:") and "10.10.0.0/16" in refused["msg"]
+
+
+def test_a_peer_in_a_directly_peered_vnet_is_accepted(run_module, network):
+    # Route Server peers with NVAs in its own VNet and in VNets directly peered with it: the spoke, once peered.
+    refused = run_module("route_server_peer", peer(peer_ip="10.11.1.4"))
+    assert refused["failed"] and refused["writes"] == 0 and "directly peered" in refused["msg"], refused
+    spoke = network.virtual_networks.get(RG, SPOKE_VNET)
+    hub = network.virtual_networks.get(RG, HUB_VNET)
+    hub.virtual_network_peerings = [VirtualNetworkPeering(name="hub-to-spoke", remote_virtual_network=SubResource(id=spoke.id),
+                                                          remote_address_space=AddressSpace(address_prefixes=["10.11.0.0/16"]),
+                                                          peering_state="Connected")]
+    network.virtual_networks.begin_create_or_update(RG, HUB_VNET, hub).result()
+    accepted = run_module("route_server_peer", peer(peer_ip="10.11.1.4"))
+    assert accepted["changed"] is True and accepted["writes"] == 1, accepted
+    assert peers_in_azure(network) == [("nva1", "10.11.1.4", 65001)]
+    # in the peered VNet the same rules hold: an address in none of its subnets is refused
+    elsewhere = run_module("route_server_peer", peer(name="nva2", peer_ip="10.11.200.4"))
+    assert elsewhere["failed"] and elsewhere["writes"] == 0 and "in no subnet of VNet %s" % SPOKE_VNET in elsewhere["msg"], elsewhere
 
 
 def test_a_replacement_whose_create_fails_puts_the_old_peer_back(run_module, network, lab):
