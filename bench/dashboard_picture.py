@@ -11,7 +11,7 @@ render: loads a recording into a short-lived Prometheus (promtool tsdb create-bl
   prometheus server on 127.0.0.1 over those blocks), runs each query of the dashboard's panels over the recording's time
   range, and draws the panels where the dashboard places them, with the injected events marked, into a PNG.
 
-    PYTHONPATH=lab .venv/bin/python bench/dashboard_picture.py all [--region westeurope] [--seconds 165]
+    .venv/bin/python bench/dashboard_picture.py all [--region westeurope] [--seconds 165]
     .venv/bin/python bench/dashboard_picture.py render --recording FILE [--png FILE]
 
 Needs the Debian package prometheus (promtool and prometheus; make deps) and matplotlib (bench/requirements-bench.txt).
@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -105,10 +104,8 @@ def record(args):
                    for name, url in targets.items()]
         hold, topo, region, labbench = contextlib.nullcontext(), None, None, None
     else:
-        sys.path.insert(0, os.path.join(ROOT, "bench"))
-        sys.path.insert(0, os.path.join(ROOT, "lab"))
         # pylint: disable=import-outside-toplevel
-        import labbench
+        import labbench  # beside this script (the script's directory is on sys.path; pytest.ini adds bench/ for the tests)
         from anycast_lab.lab import Lab
         region = next((item for item in labbench.plan.regions() if item.name == args.region), None)
         if region is None:

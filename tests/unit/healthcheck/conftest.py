@@ -1,4 +1,4 @@
-"""Put the health checker's package (roles/healthcheck/files/anycast_healthcheck) on sys.path once.
+"""The health checker's package (roles/healthcheck/files/anycast_healthcheck, on pytest's pythonpath: pytest.ini).
 
 The tests import its modules normally (`from anycast_healthcheck.config import ...`) and run
 the daemon as the role does, through its launcher (`python3 LAUNCHER --config FILE run`).
@@ -15,8 +15,6 @@ import pytest
 FILES = pathlib.Path(__file__).resolve().parents[3] / 'roles' / 'healthcheck' / 'files'
 DAEMON = FILES / 'anycast-healthcheck.py'  # the launcher the role installs beside the package
 
-if str(FILES) not in sys.path:
-    sys.path.insert(0, str(FILES))
 # The role copies the package directory as it is: no __pycache__ may appear in it. Importing
 # the command line imports every module of the package, so none is compiled to a file later.
 _DONT_WRITE_BYTECODE, sys.dont_write_bytecode = sys.dont_write_bytecode, True

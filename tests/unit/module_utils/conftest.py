@@ -1,14 +1,13 @@
-"""Make the collection importable as ansible_collections.anycast.nva (through `make collection-link`)."""
+"""The collection is importable as ansible_collections.anycast.nva through `make collection-link` (.build is on
+pytest's pythonpath, pytest.ini): fail early with that hint when it is missing."""
 import copy
 import os
-import sys
 
 import pytest
 
 BUILD = os.path.join(os.path.dirname(__file__), "..", "..", "..", ".build")
 if not os.path.isdir(os.path.join(BUILD, "ansible_collections", "anycast", "nva")):
     raise RuntimeError("run `make collection-link` first: .build/ansible_collections/anycast/nva is missing")
-sys.path.insert(0, os.path.abspath(BUILD))
 
 
 def _filled(spec, given):

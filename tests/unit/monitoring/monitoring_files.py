@@ -13,7 +13,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 RULES = ROOT / 'monitoring' / 'prometheus' / 'anycast-nva.rules.yml'
 RULES_TEST = pathlib.Path(__file__).resolve().parent / 'rules_test.yml'
 DASHBOARD = ROOT / 'monitoring' / 'grafana' / 'anycast-nva-region.json'
-CHECKER_FILES = ROOT / 'roles' / 'healthcheck' / 'files'
 JOB = 'anycast-healthcheck'
 # Series Prometheus makes itself for every target.
 PROMETHEUS_SERIES = {'up'}
@@ -49,8 +48,6 @@ def metric_names(expr):
 
 def checker_families(tmp_path):
     """Every metric family the checker can export: rendered with each optional part present."""
-    if str(CHECKER_FILES) not in sys.path:
-        sys.path.insert(0, str(CHECKER_FILES))
     dont_write, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # nothing compiled into the role's files
     try:
         from anycast_healthcheck.config import validate_prefix  # pylint: disable=import-outside-toplevel

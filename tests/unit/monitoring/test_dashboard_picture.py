@@ -11,7 +11,6 @@ import http.server
 import os
 import pathlib
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,9 +19,7 @@ import pytest
 
 from anycast_lab import metrics_recorder
 from monitoring_files import ROOT, load_dashboard, tool
-
-sys.path.insert(0, str(ROOT / 'bench'))
-import dashboard_picture  # noqa: E402  pylint: disable=wrong-import-position
+import dashboard_picture  # bench/ is on pytest's pythonpath (pytest.ini)
 
 SAMPLE = pathlib.Path(__file__).resolve().parent / 'data' / 'dashboard_sample.jsonl.gz'
 TEXT = '''# HELP anycast_healthcheck_announce_value Value written for BIRD.
