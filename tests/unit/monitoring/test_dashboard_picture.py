@@ -18,7 +18,7 @@ import time
 import pytest
 
 from anycast_lab import metrics_recorder
-from monitoring_files import ROOT, load_dashboard, tool
+from monitoring_files import load_dashboard, tool
 import dashboard_picture  # bench/ is on pytest's pythonpath (pytest.ini)
 
 SAMPLE = pathlib.Path(__file__).resolve().parent / 'data' / 'dashboard_sample.jsonl.gz'
