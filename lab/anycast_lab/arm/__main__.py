@@ -1,4 +1,4 @@
-"""python -m anycast_lab.arm serve|seed|proxy  (PYTHONPATH=lab)."""
+"""python -m anycast_lab.arm serve|seed|proxy  (the venv's Python: `make venv` installs the lab package)."""
 import argparse
 import json
 import os

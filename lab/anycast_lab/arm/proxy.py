@@ -7,7 +7,7 @@ opens a tunnel through this proxy and speaks TLS end to end with the emulator, w
 for the name asked. It is DNS for the lab, not a man in the middle: bytes are relayed, never read.
 Any other host is refused (403), so nothing leaves the machine by mistake.
 
-    PYTHONPATH=lab python -m anycast_lab.arm proxy --emulator https://127.0.0.1:8443
+    .venv/bin/python -m anycast_lab.arm proxy --emulator https://127.0.0.1:8443
 """
 import select
 import socket
