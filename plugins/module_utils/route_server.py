@@ -59,34 +59,28 @@ def read_hub(session, field, resource_group, name):
     return hub
 
 
+def _facts(resource, top, **arm_properties):
+    """A resource in snake_case, in this order: its top-level keys `top`, then fact=ARM property name for each given."""
+    p = props(resource)
+    facts = dict((key, resource.get(key)) for key in top)
+    facts.update((fact, p.get(arm_name)) for fact, arm_name in arm_properties.items())
+    return facts
+
+
 def hub_facts(hub):
     """What a user wants to know about a Route Server, in snake_case."""
-    p = props(hub)
-    return dict(
-        name=hub.get("name"),
-        id=hub.get("id"),
-        location=hub.get("location"),
-        asn=p.get("virtualRouterAsn"),
-        instance_ips=list(p.get("virtualRouterIps") or []),
-        allow_branch_to_branch_traffic=bool(p.get("allowBranchToBranchTraffic")),
-        hub_routing_preference=p.get("hubRoutingPreference"),
-        sku=p.get("sku"),
-        provisioning_state=p.get("provisioningState"),
-        routing_state=p.get("routingState"),
-    )
+    facts = _facts(hub, ("name", "id", "location"), asn="virtualRouterAsn", instance_ips="virtualRouterIps",
+                   allow_branch_to_branch_traffic="allowBranchToBranchTraffic", hub_routing_preference="hubRoutingPreference",
+                   sku="sku", provisioning_state="provisioningState", routing_state="routingState")
+    facts["instance_ips"] = list(facts["instance_ips"] or [])
+    facts["allow_branch_to_branch_traffic"] = bool(facts["allow_branch_to_branch_traffic"])
+    return facts
 
 
 def peer_facts(connection):
     """A BGP connection (peer) in snake_case."""
-    p = props(connection)
-    return dict(
-        name=connection.get("name"),
-        id=connection.get("id"),
-        peer_ip=p.get("peerIp"),
-        peer_asn=p.get("peerAsn"),
-        connection_state=p.get("connectionState"),
-        provisioning_state=p.get("provisioningState"),
-    )
+    return _facts(connection, ("name", "id"), peer_ip="peerIp", peer_asn="peerAsn", connection_state="connectionState",
+                  provisioning_state="provisioningState")
 
 
 def list_peers(session, field, resource_group, hub_name):

@@ -83,7 +83,7 @@ options:
         own region); a subnet elsewhere fails the task before any write.
     type: list
     elements: dict
-    suboptions:
+    suboptions: &subnet_keys  # dissociate_subnets takes the same keys
       virtual_network:
         description: The subnet's virtual network.
         type: str
@@ -99,18 +99,7 @@ options:
     description: Subnets to dissociate from this table (only if they use it now). Same keys as O(subnets).
     type: list
     elements: dict
-    suboptions:
-      virtual_network:
-        description: The subnet's virtual network.
-        type: str
-        required: true
-      name:
-        description: The subnet.
-        type: str
-        required: true
-      resource_group:
-        description: Resource group of the virtual network; defaults to O(resource_group).
-        type: str
+    suboptions: *subnet_keys
   purge_subnets:
     description: Dissociate every subnet that uses this table and is not listed in O(subnets).
     type: bool
