@@ -74,4 +74,3 @@ def id_ref(resource_id):
 
 def arm_type(type_key):
     return f"{PROVIDER}/{type_key}"
-

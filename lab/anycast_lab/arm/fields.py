@@ -66,4 +66,3 @@ def check_ref(store, value, field, type_key, owner_id):
 
 def reserved_asn(asn):
     return any(low <= asn <= high for low, high in RESERVED_ASNS)
-

@@ -38,4 +38,3 @@ def routing_state(svc, hub):
     if ready_at is not None and svc.clock() < ready_at:
         return "Provisioning"
     return "Provisioned" if svc.store.children(hub["id"], "ipConfigurations") else "None"
-

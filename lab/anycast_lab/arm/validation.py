@@ -291,4 +291,3 @@ def check_delete(svc, ref, body):
         users = [ip["id"] for ip in all_ip_configurations(svc.store) if ip.get("public_ip", "").lower() == body["id"].lower()]
         if users:
             raise bad_request("PublicIPAddressCannotBeDeleted", f"Public IP address {body['id']} is in use by {users[0]} and cannot be deleted.")
-
