@@ -1,6 +1,7 @@
 """`python -m anycast_lab up|down|status|demo|inventory` (the venv's Python: `make venv` installs the lab): the two-region lab.
 
-  up [--nvas N]                  bring the lab up with N NVAs per region (2-8; default $ANYCAST_LAB_NVAS, else 2)
+  up [--nvas N]                  bring the lab up with N NVAs per region (1-8; default $ANYCAST_LAB_NVAS, else 2);
+                                 one size per region: --nvas westeurope=1,northeurope=2 (a region not named gets 2)
   demo [--nvas N]                up, site.yml per region, traffic, failover
   status                         what runs, and the size the lab is up with
   inventory [--nvas N] [--out DIR]   write an inventory per region (DIR/<region>) for the lab's size (or N); print the paths
@@ -17,7 +18,7 @@ from .regions import plan
 
 def _nvas(value):
     try:
-        return plan.check_nvas(value, "--nvas")
+        return plan.parse_sizes(value, "--nvas")
     except LabError as exc:
         raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
 
@@ -26,8 +27,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m anycast_lab", description="The anycast.nva two-region lab.")
     parser.add_argument("command", choices=("up", "down", "status", "demo", "inventory"))
     parser.add_argument("--nvas", type=_nvas, metavar="N",
-                        help=f"NVAs per region, {plan.MIN_NVAS} to {plan.MAX_NVAS} (up, demo, inventory; default ${plan.NVAS_ENV}, "
-                        f"else {plan.DEFAULT_NVAS}; inventory: default the running lab's size)")
+                        help=f"NVAs per region, {plan.MIN_NVAS} to {plan.MAX_NVAS}: N for both, or REGION=N,... "
+                        f"(westeurope=1,northeurope=2; a region not named gets {plan.DEFAULT_NVAS}) (up, demo, inventory; "
+                        f"default ${plan.NVAS_ENV}, else {plan.DEFAULT_NVAS}; inventory: default the running lab's size)")
     parser.add_argument("--out", metavar="DIR", help="inventory: where to write DIR/<region>/ (default <lab dir>/inventories)")
     args = parser.parse_args(argv)
     if args.nvas is not None and args.command not in ("up", "demo", "inventory"):

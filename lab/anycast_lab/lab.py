@@ -31,7 +31,8 @@ CORE_SESSIONS = [(routers.speaker_name(reg, i), "er") for reg in plan.REGIONS fo
 class Lab:
     """Paths and handles of one lab dir.
 
-    `nvas`: the size `up` brings the lab up with (NVAs per region, 2-8); None = $ANYCAST_LAB_NVAS, else 2.
+    `nvas`: the size `up` brings the lab up with: NVAs per region (1-8), the same for both ('2', 2) or one per region
+    ('westeurope=1,northeurope=2', or a dict); None = $ANYCAST_LAB_NVAS, else 2.
     """
 
     def __init__(self, base=None, nvas=None):
@@ -84,10 +85,10 @@ class Lab:
             return bool(json.load(handle).get("resources"))
 
     def size(self):
-        """NVAs per region of the lab that is up, or None when it is down (recorded by `up`, removed by `down`)."""
+        """{region name: NVAs} of the lab that is up, or None when it is down (recorded by `up`, removed by `down`)."""
         recorded = plan.recorded_nvas(self.base)
         if recorded is None and (running_pid(self.pid_file) or (os.path.exists(self.state_file) and self.seeded())):
-            return plan.DEFAULT_NVAS  # up from before the size was recorded: it had 2
+            return plan.parse_sizes(plan.DEFAULT_NVAS)  # up from before the size was recorded: it had 2
         return recorded
 
     def _claim_size(self):
@@ -95,8 +96,9 @@ class Lab:
         wanted = plan.requested_nvas(self.nvas)
         running = self.size()
         if running is not None and running != wanted:
-            raise LabError(f"the lab in {self.base} is up with {running} NVAs per region, not {wanted}: take it down first "
-                           f"(`python -m anycast_lab down`, holding the lab lock if others use it), or bring it up with --nvas {running}")
+            raise LabError(f"the lab in {self.base} is up with {plan.described(running)}, not {plan.described(wanted)}: take it down first "
+                           f"(`python -m anycast_lab down`, holding the lab lock if others use it), "
+                           f"or bring it up with --nvas {plan.spelled(running)}")
         plan.record_nvas(wanted, self.base)
         return wanted
 
@@ -113,7 +115,7 @@ class Lab:
         log("ARM emulator: " + ("started" if self.start_emulator() else "already running") + f" on {self.endpoint}")
         if not self.seeded():
             self.arm().seed(labspec.seed(nvas))
-            log(f"ARM emulator: seeded both regions (resource groups, VNets, NICs of {nvas} NVAs each, Route Servers)")
+            log(f"ARM emulator: seeded both regions (resource groups, VNets, NICs of {plan.described(nvas)}, Route Servers)")
         timings["emulator"] = time.monotonic() - step
 
         step = time.monotonic()
@@ -131,7 +133,7 @@ class Lab:
         timings["total"] = time.monotonic() - started
         log("lab up in {total:.1f} s (emulator {emulator:.1f} s, topology {topology:.1f} s, BGP core {bgp:.1f} s)".format(**timings))
         paths = [os.path.relpath(inventory_path(region, self.base)) for region in plan.REGIONS]
-        log(f"ARM endpoint {self.endpoint}, CA bundle {self.ca_bundle}; {nvas} NVAs per region, inventories: {', '.join(paths)}")
+        log(f"ARM endpoint {self.endpoint}, CA bundle {self.ca_bundle}; {plan.described(nvas)}, inventories: {', '.join(paths)}")
         return timings
 
     def wait_sessions(self, sessions, timeout):
@@ -166,7 +168,7 @@ class Lab:
     def status(self):
         print(f"ARM emulator: {'running' if running_pid(self.pid_file) else 'stopped'} ({self.endpoint}, state {self.state_file})")
         size = self.size()
-        print(f"size: {size} NVAs per region" if size else "size: none recorded (down)")
+        print(f"size: {plan.described(size)}" if size else "size: none recorded (down)")
         if not os.path.exists(os.path.join(self.base, "topology.json")):
             print("topology: down")
             return

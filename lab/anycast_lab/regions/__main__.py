@@ -41,7 +41,7 @@ def main(argv=None):
     p.add_argument("peer_ip")
     p = sub.add_parser("render", help="write lab.yml (topology spec), seed.json (ARM seed) and bird/*.conf into DIR, to read them")
     p.add_argument("dir")
-    p.add_argument("--nvas", help=f"NVAs per region ({plan.MIN_NVAS}-{plan.MAX_NVAS}; "
+    p.add_argument("--nvas", help=f"NVAs per region ({plan.MIN_NVAS}-{plan.MAX_NVAS}, or REGION=N,...; "
                    f"default: the lab's size, else ${plan.NVAS_ENV}, else {plan.DEFAULT_NVAS})")
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
     p.add_argument("router", choices=routers.names())
@@ -56,7 +56,7 @@ def main(argv=None):
         elif args.command == "routes":
             print(json.dumps(routes.peer_routes(args.hub, args.peer_ip, args.kind)))
         elif args.command == "render":
-            render(args.dir, None if args.nvas is None else plan.check_nvas(args.nvas, "--nvas"))
+            render(args.dir, None if args.nvas is None else plan.parse_sizes(args.nvas, "--nvas"))
         elif args.command == "peer-state":
             print(routes.peer_state(args.hub, args.peer_ip))
         else:

@@ -4,9 +4,10 @@ docs/dev/conventions.md fixes the Azure-side addresses; the transit links (Expre
 on-premises) are the lab's own choice. Everything here lives between lab namespaces, never in the
 root namespace, except the management bridge the host machinery owns.
 
-The lab's size, its number of NVAs per region (2 to 8, default 2), is a parameter: `up --nvas N` or
-$ANYCAST_LAB_NVAS. `up` records it in the lab dir (size.json), and every later reader of the plan in
-any process (the CLI, the emulator's hooks, the tests) follows that record while the lab is up.
+The lab's size, its number of NVAs per region (1 to 8, default 2), is a parameter: `up --nvas N` or
+$ANYCAST_LAB_NVAS, N for both regions or one number per region (`--nvas westeurope=1,northeurope=2`).
+`up` records it in the lab dir (size.json), and every later reader of the plan in any process (the CLI, the
+emulator's hooks, the tests) follows that record while the lab is up.
 """
 import dataclasses
 import ipaddress
@@ -36,8 +37,9 @@ BACKEND_PORT = 80
 # NVAs per region. Route Server peers with at most 8 NVAs (the emulator refuses a 9th bgpConnection,
 # VirtualHubBgpConnectionLimitReached, as Azure does); the region's test VM is one more peer, so with
 # 8 NVAs registered it cannot peer as well. conntrack_sync takes 1-7 peers: 8 NVAs per region at most.
+# A region of one NVA has no state sync (playbooks/nva.yml does not configure conntrack_sync there).
 DEFAULT_NVAS = 2
-MIN_NVAS = 2
+MIN_NVAS = 1
 # Last octet of NVA n (1-based) in snet-nva and snet-sync: .4, .5, ... skipping .10, the test VM's.
 NVA_HOST_OCTETS = (4, 5, 6, 7, 8, 9, 11, 12)
 MAX_NVAS = len(NVA_HOST_OCTETS)
@@ -56,12 +58,66 @@ def check_nvas(value, where="the number of NVAs per region"):
     return count
 
 
+def parse_sizes(value, where="the number of NVAs per region"):
+    """The lab's size as {region name: NVAs}, from N (every region), 'westeurope=1,northeurope=2' (a region not
+    named gets DEFAULT_NVAS; short names work: 'we=1'), or such a dict. LabError naming `where` otherwise."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, int) or "=" not in str(value):
+        count = check_nvas(value, where)
+        return {item.name: count for item in REGIONS}
+    else:
+        items = []
+        for part in str(value).split(","):
+            name, sep, count = part.partition("=")
+            if not sep:
+                raise LabError(f"{where}: {part.strip()!r} is not REGION=N (e.g. westeurope=1,northeurope=2)")
+            items.append((name, count))
+    sizes = {item.name: DEFAULT_NVAS for item in REGIONS}
+    named = set()
+    for name, count in items:
+        try:
+            key = region(str(name).strip()).name
+        except KeyError:
+            raise LabError(f"{where}: no lab region {str(name).strip()!r} (the regions: {', '.join(item.name for item in REGIONS)})") from None
+        if key in named:
+            raise LabError(f"{where}: {key} is given twice")
+        named.add(key)
+        sizes[key] = check_nvas(count, f"{where}: {key}")
+    return sizes
+
+
+def uniform(sizes):
+    """N when every region of `sizes` has N NVAs, else None."""
+    counts = set(sizes.values())
+    return counts.pop() if len(counts) == 1 else None
+
+
+def spelled(sizes):
+    """`sizes` as `--nvas` takes it: '2', or 'westeurope=1,northeurope=2'."""
+    same = uniform(sizes)
+    return str(same) if same is not None else ",".join(f"{name}={count}" for name, count in sizes.items())
+
+
+def nvas_text(count):
+    """'1 NVA', '2 NVAs'."""
+    return f"{count} NVA{'s' if count != 1 else ''}"
+
+
+def described(sizes):
+    """`sizes` for people: '2 NVAs per region', or 'westeurope 1 NVA, northeurope 2 NVAs'."""
+    same = uniform(sizes)
+    if same is not None:
+        return f"{nvas_text(same)} per region"
+    return ", ".join(f"{name} {nvas_text(count)}" for name, count in sizes.items())
+
+
 def requested_nvas(value=None):
-    """The size asked for: `value` if given, else $ANYCAST_LAB_NVAS, else DEFAULT_NVAS (checked)."""
+    """The size asked for, as {region name: NVAs}: `value` if given, else $ANYCAST_LAB_NVAS, else DEFAULT_NVAS (checked)."""
     if value is not None:
-        return check_nvas(value)
+        return parse_sizes(value)
     env = os.environ.get(NVAS_ENV, "").strip()
-    return check_nvas(env, f"${NVAS_ENV}") if env else DEFAULT_NVAS
+    return parse_sizes(env, f"${NVAS_ENV}") if env else parse_sizes(DEFAULT_NVAS)
 
 
 def size_file(base=None):
@@ -69,7 +125,7 @@ def size_file(base=None):
 
 
 def recorded_nvas(base=None):
-    """The size the lab in `base` (default: lab_dir()) was brought up with, or None when it recorded none (down)."""
+    """The size ({region name: NVAs}) the lab in `base` (default: lab_dir()) was brought up with, or None when it recorded none (down)."""
     try:
         with open(size_file(base), encoding="utf-8") as handle:
             data = json.load(handle)
@@ -77,20 +133,25 @@ def recorded_nvas(base=None):
         return None
     except (OSError, ValueError) as exc:
         raise LabError(f"{size_file(base)}: unreadable ({exc}); `python -m anycast_lab down` removes it") from None
-    return check_nvas(data.get("nvas"), size_file(base))
+    if not isinstance(data, dict) or data.get("nvas") is None:
+        raise LabError(f"{size_file(base)}: no size recorded in it; `python -m anycast_lab down` removes it")
+    return parse_sizes(data["nvas"], size_file(base))
 
 
-def record_nvas(count, base=None):
+def record_nvas(value, base=None):
+    """Record the size `up` brings the lab up with: {"nvas": N} when every region has N NVAs, else {"nvas": {region: N}}."""
+    sizes = parse_sizes(value)
+    same = uniform(sizes)
     path = size_file(base)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump({"nvas": check_nvas(count)}, handle)
+        json.dump({"nvas": same if same is not None else sizes}, handle)
         handle.write("\n")
     os.replace(path + ".tmp", path)
 
 
 def lab_nvas(base=None):
-    """The lab's size: what the lab in `base` recorded while it is up, else the requested size ($ANYCAST_LAB_NVAS or 2)."""
+    """The lab's size, {region name: NVAs}: what the lab in `base` recorded while it is up, else the requested size."""
     recorded = recorded_nvas(base)
     return recorded if recorded is not None else requested_nvas()
 
@@ -115,13 +176,13 @@ class Region:  # pylint: disable=too-many-instance-attributes
     octet: int          # second octet of the hub VNet (10.<octet>.0.0/16); the spoke is octet + 1
     er_link: str        # fabric <-> ExpressRoute edge transit /29: .1/.2 Route Server instances, .6 edge
     onprem_link: str    # ExpressRoute edge <-> on-premises router /30: .1 edge, .2 on-premises
-    # NVAs in this region; None = the lab's size (lab_nvas()), read when asked. Not part of equality.
+    # NVAs in this region; None = the lab's size for it (lab_nvas()), read when asked. Not part of equality.
     nva_count: int = dataclasses.field(default=None, compare=False)
 
     @property
     def size(self):
         """Number of NVAs in this region."""
-        return self.nva_count if self.nva_count is not None else lab_nvas()
+        return self.nva_count if self.nva_count is not None else lab_nvas()[self.name]
 
     def sized(self, count):
         """This region with `count` NVAs (checked), whatever the running lab's size."""
@@ -212,9 +273,10 @@ REGIONS = [
 
 
 def regions(nvas=None):
-    """The regions with a fixed size: `nvas` NVAs each (checked), or the lab's size now (lab_nvas()) when None."""
-    count = lab_nvas() if nvas is None else nvas
-    return [item.sized(count) for item in REGIONS]
+    """The regions with a fixed size: `nvas` (N each, 'westeurope=1,northeurope=2' or a dict; checked), or the lab's
+    size now (lab_nvas()) when None."""
+    sizes = lab_nvas() if nvas is None else parse_sizes(nvas)
+    return [item.sized(sizes[item.name]) for item in REGIONS]
 
 
 def ns(node):

@@ -1,4 +1,4 @@
-"""The lab's size (NVAs per region, 2-8) as a parameter: the plan, the spec and the seed it renders, the recorded size, the inventories.
+"""The lab's size (NVAs per region, 1-8) as a parameter: the plan, the spec and the seed it renders, the recorded size, the inventories.
 
 No lab needed: everything is computed, and the lab dir is a temporary one.
 """
@@ -34,7 +34,7 @@ def subnet(region, name):
 
 
 def test_the_range_fits_route_server_and_conntrack_sync():
-    assert (plan.MIN_NVAS, plan.DEFAULT_NVAS, plan.MAX_NVAS) == (2, 2, 8)
+    assert (plan.MIN_NVAS, plan.DEFAULT_NVAS, plan.MAX_NVAS) == (1, 2, 8)
     assert plan.MAX_NVAS == MAX_BGP_CONNECTIONS, "a Route Server peers with at most 8 NVAs"
     with open(os.path.join(REPO, "roles", "conntrack_sync", "vars", "main.yml"), encoding="utf-8") as handle:
         assert plan.MAX_NVAS - 1 <= yaml.safe_load(handle)["conntrack_sync__max_peers"], "every NVA syncs with all the others"
@@ -96,22 +96,22 @@ def test_default_size_keeps_the_documented_addresses():
     assert we.testvm_ip == "10.10.2.10"
 
 
-@pytest.mark.parametrize("value", [1, 9, 0, "x", "", None])
+@pytest.mark.parametrize("value", [9, 0, -1, "x", "", None])
 def test_sizes_out_of_range_are_refused_with_the_range(value):
-    with pytest.raises(LabError, match="2 to 8"):
+    with pytest.raises(LabError, match="1 to 8"):
         plan.check_nvas(value)
 
 
 def test_size_comes_from_the_record_then_the_environment_then_the_default(lab_dir, monkeypatch):
     assert plan.recorded_nvas() is None
-    assert plan.lab_nvas() == 2 and len(plan.REGIONS[0].nvas) == 2
+    assert plan.lab_nvas() == {"westeurope": 2, "northeurope": 2} and len(plan.REGIONS[0].nvas) == 2
     monkeypatch.setenv(plan.NVAS_ENV, "5")
-    assert plan.lab_nvas() == 5 and len(plan.REGIONS[0].nvas) == 5
+    assert plan.lab_nvas() == {"westeurope": 5, "northeurope": 5} and len(plan.REGIONS[0].nvas) == 5
     plan.record_nvas(3, lab_dir)
     with open(os.path.join(lab_dir, plan.SIZE_FILE), encoding="utf-8") as handle:
         assert json.load(handle) == {"nvas": 3}
     # The running lab wins over the environment: every reader agrees with what is up.
-    assert plan.lab_nvas() == 3 and [len(region.nvas) for region in plan.REGIONS] == [3, 3]
+    assert plan.lab_nvas() == {"westeurope": 3, "northeurope": 3} and [len(region.nvas) for region in plan.REGIONS] == [3, 3]
     assert len(plan.REGIONS[0].sized(6).nvas) == 6
     monkeypatch.setenv(plan.NVAS_ENV, "12")
     with pytest.raises(LabError, match=r"\$ANYCAST_LAB_NVAS: 12 is out of range"):
@@ -122,12 +122,13 @@ def test_up_refuses_another_size_than_the_running_one(lab_dir):
     lab = Lab(nvas=4)
     assert lab.size() is None
     plan.record_nvas(2, lab_dir)
-    with pytest.raises(LabError, match="is up with 2 NVAs per region, not 4: take it down first"):
+    with pytest.raises(LabError, match="is up with 2 NVAs per region, not 4 NVAs per region: take it down first"):
         lab._claim_size()  # pylint: disable=protected-access  # the check `up` makes before it changes anything
-    assert plan.recorded_nvas() == 2
-    assert Lab(nvas=2)._claim_size() == 2  # pylint: disable=protected-access
+    two, four = {"westeurope": 2, "northeurope": 2}, {"westeurope": 4, "northeurope": 4}
+    assert plan.recorded_nvas() == two
+    assert Lab(nvas=2)._claim_size() == two  # pylint: disable=protected-access
     os.unlink(plan.size_file())
-    assert lab._claim_size() == 4 and plan.recorded_nvas() == 4  # pylint: disable=protected-access
+    assert lab._claim_size() == four and plan.recorded_nvas() == four  # pylint: disable=protected-access
 
 
 def test_inventory_path_follows_the_running_lab(lab_dir):
