@@ -154,7 +154,7 @@ def test_speaker_kernel_tables_are_the_vnet_routes(lab):  # pylint: disable=unus
 def test_arm_and_hosts_follow_the_lab_size(lab, network):
     """The size the lab recorded is what ARM, the hosts and the fabric have: one NIC, host and fabric port per NVA."""
     size = lab.size()
-    assert size == plan.lab_nvas() and plan.MIN_NVAS <= size <= plan.MAX_NVAS
+    assert size == plan.lab_nvas() and all(plan.MIN_NVAS <= count <= plan.MAX_NVAS for count in size.values())
     topo = lab.topology()
     for region in plan.regions(size):
         nics = sorted(nic.name for nic in network.network_interfaces.list(region.resource_group) if "-nva" in nic.name)
