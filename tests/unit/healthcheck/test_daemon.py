@@ -6,6 +6,7 @@ The real BIRD, systemd unit and BGP peer are exercised by the Molecule scenario 
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -112,8 +113,9 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def start_daemon(tmp_path, daemon_path, checks, settings=None, **timing):
-    """Run the daemon on a temporary configuration (global `settings` override the test's); return the test context."""
+def start_daemon(tmp_path, daemon_path, checks, settings=None, nofile=None, **timing):
+    """Run the daemon on a temporary configuration (global `settings` override the test's; `nofile` lowers its limit
+    of open files); return the test context."""
     bird = FakeBird(str(tmp_path / 'bird.ctl'), str(tmp_path / 'announce.conf'))
     # Stale: must be withdrawn at start.
     (tmp_path / 'announce.conf').write_text('function anycast_state(prefix p)\n{\n  if p = 10.250.0.10/32 then return 1;\n  return 0;\n}\n')
@@ -129,10 +131,11 @@ def start_daemon(tmp_path, daemon_path, checks, settings=None, **timing):
     config_path = tmp_path / 'config.json'
     config_path.write_text(json.dumps(config))
     log = open(tmp_path / 'daemon.log', 'w+', encoding='utf-8')  # pylint: disable=consider-using-with
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))) if nofile else None
     proc = subprocess.Popen([sys.executable, str(daemon_path), '--config', str(config_path), 'run'],  # pylint: disable=consider-using-with
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)  # pylint: disable=subprocess-popen-preexec-fn
     return {'tmp': tmp_path, 'proc': proc, 'log': log, 'bird': bird, 'config': config,
-            'config_path': config_path, 'metrics_port': metrics_port, 'daemon': daemon_path}
+            'config_path': config_path, 'metrics_port': int(config['metrics_listen'].rsplit(':', 1)[1]), 'daemon': daemon_path}
 
 
 def stop_daemon(ctx):
@@ -509,3 +512,93 @@ def test_a_malformed_control_request_gets_an_error_reply(setup):  # pylint: disa
             reply = json.loads(sock.makefile().readline())
         assert reply['ok'] is False and reply['error'], reply
     assert ctx['proc'].poll() is None and value(ctx) == 1
+
+
+FAST = {'interval': 0.1, 'fast_interval': 0.02, 'timeout': 0.05, 'rise': 2, 'fall': 3}
+
+
+def test_idle_and_slow_metrics_clients_cannot_starve_the_probes(tmp_path, daemon_path):
+    # 400 idle connections and 20 clients trickling header lines, against a checker allowed 256 open files: unbounded,
+    # they would hold its descriptors until its probes fail (EMFILE) and the prefix is withdrawn.
+    # The check opens a new connection every 0.5 s (a TCP check), to a backend that accepts them.
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(128)
+    threading.Thread(target=serve_http, args=(listener,), daemon=True).start()
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'tcp', 'host': '127.0.0.1', 'port': listener.getsockname()[1]}], nofile=256,
+                       interval=0.5, fast_interval=0.02, timeout=0.5, rise=2, fall=3)
+    try:
+        announced(ctx)
+        fd_dir = '/proc/%d/fd' % ctx['proc'].pid
+        before = len(os.listdir(fd_dir))
+        stop = threading.Event()
+
+        def trickle():
+            with socket.create_connection(('127.0.0.1', ctx['metrics_port']), timeout=5) as sock:
+                sock.sendall(b'GET /metrics HTTP/1.0\r\n')
+                while not stop.wait(0.3):
+                    try:
+                        sock.sendall(b'X-Slow: 1\r\n')
+                    except OSError:
+                        return  # closed by the checker: its deadline
+        slow = [threading.Thread(target=trickle, daemon=True) for _client in range(20)]
+        for thread in slow:
+            thread.start()
+        idle = [socket.create_connection(('127.0.0.1', ctx['metrics_port']), timeout=5) for _client in range(400)]
+        held, end = [], time.monotonic() + 5
+        while time.monotonic() < end:
+            held.append(len(os.listdir(fd_dir)) - before)
+            assert value(ctx) == 1, 'withdrawn under the flood; log:\n' + (tmp_path / 'daemon.log').read_text()
+            time.sleep(0.1)
+        # 16 served at most (plus 8 for the checker's own sockets that come and go: probe, BIRD's control socket);
+        # while connections arrive, a few dozen more are accepted and not closed yet. Unbounded, the flood held 240+.
+        assert max(held) <= 256 // 2, 'descriptors held by metrics clients: at most %s of 256' % max(held)
+        assert sorted(held)[len(held) // 2] <= 16 + 8, 'descriptors held most of the time: %s' % sorted(held)[len(held) // 2]
+        # the endpoint still answers a well-behaved scraper while the flood lasts
+        assert 'anycast_healthcheck_announce_value{prefix="%s"} 1' % PREFIX in metrics_text(ctx)
+        stop.set()
+        for sock in idle:
+            sock.close()
+        assert [(c['old'], c['new']) for c in changes(ctx)] == [('withdrawn', 'announced')]
+    finally:
+        stop_daemon(ctx)
+        listener.close()
+
+
+def test_a_metrics_port_in_use_leaves_the_checker_announcing(tmp_path, daemon_path):
+    backend = Backend()
+    backend.start()
+    taken = socket.socket()
+    taken.bind(('127.0.0.1', 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    ctx = start_daemon(tmp_path, daemon_path, [{'type': 'tcp', 'host': '127.0.0.1', 'port': backend.port}],
+                       settings={'metrics_listen': '127.0.0.1:%d' % port}, **FAST)
+    try:
+        announced(ctx)
+        reply = json.loads(cli(ctx, 'status').stdout)
+        assert reply['status'][PREFIX]['state'] == 'announced'
+        assert reply['endpoints']['metrics']['listen'] == '127.0.0.1:%d' % port and 'in use' in reply['endpoints']['metrics']['unavailable']
+        assert '"endpoint_unavailable"' in (tmp_path / 'daemon.log').read_text()
+        taken.close()
+        # retried every 10 s: the endpoint comes up once the port is free, the prefix never left
+        wait_for(lambda: 'endpoint_started' in (tmp_path / 'daemon.log').read_text(), 15, 'the metrics endpoint never started')
+        assert 'anycast_healthcheck_announce_value{prefix="%s"} 1' % PREFIX in metrics_text(ctx)
+        assert [(c['old'], c['new']) for c in changes(ctx)] == [('withdrawn', 'announced')]
+    finally:
+        taken.close()
+        stop_daemon(ctx)
+        backend.stop()
+
+
+def test_a_silent_control_client_is_cut_at_the_deadline(setup):  # pylint: disable=redefined-outer-name
+    ctx = setup
+    announced(ctx)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(ctx['config']['control_socket'])
+        opened = time.monotonic()
+        reply = json.loads(sock.makefile().readline())
+        assert reply['ok'] is False and 'within 2 s' in reply['error'], reply
+        assert time.monotonic() - opened < 3
+    assert json.loads(cli(ctx, 'status').stdout)['ok'] is True

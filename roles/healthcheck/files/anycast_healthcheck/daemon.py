@@ -10,7 +10,8 @@ import time
 
 from .announce import atomic_write, read_text
 from .announcer import Announcer
-from .config import ConfigError, load_config, parse_listen
+from .config import ConfigError, load_config
+from .endpoints import Endpoints, read_control_request, read_http_request
 from .engine import probe_engine
 from .metrics import Metrics
 from .scheduler import Runner, Ticker
@@ -32,7 +33,7 @@ class Daemon:
         self.stopping = None
         self.exit_code = 0
         self.announcer = None
-        self.servers = {}
+        self.endpoints = Endpoints({'control': self.handle_control, 'metrics': self.handle_metrics})
         self.drain_timers = {}
         self.ticker = Ticker()
         self.engine = None
@@ -137,32 +138,30 @@ class Daemon:
     async def handle_control(self, reader, writer):
         """One JSON request per connection: drain, undrain, status."""
         try:
-            request = json.loads((await reader.readline()).decode('utf-8') or '{}')
-            if not isinstance(request, dict):
-                raise ValueError('a request is a JSON object, got %s' % type(request).__name__)
+            request = await read_control_request(reader)
             command = request.get('command')
             if command in ('drain', 'undrain'):
                 done = self.set_drain(request.get('prefix'), command == 'drain', request.get('withdraw_after'))
                 reply = {'ok': True, 'command': command, 'prefixes': done, 'status': self.status()}
             elif command == 'status':
                 await self.announcer.read_view()  # what BIRD does now, not a second ago
-                reply = {'ok': True, 'status': self.status()}
+                reply = {'ok': True, 'status': self.status(), 'endpoints': self.endpoints.state()}
             else:
                 reply = {'ok': False, 'error': 'unknown command %r' % command}
         except (ValueError, OSError) as exc:
             reply = {'ok': False, 'error': str(exc)}
-        writer.write((json.dumps(reply) + '\n').encode('utf-8'))
-        await writer.drain()
-        writer.close()
+        try:
+            writer.write((json.dumps(reply) + '\n').encode('utf-8'))
+            await writer.drain()
+        except OSError:
+            pass  # the client left before its answer
 
     # -- metrics -----------------------------------------------------------
 
     async def handle_metrics(self, reader, writer):
         """Minimal HTTP/1.0 server for GET /metrics."""
         try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b'\r\n', b'\n', b''):
-                pass
+            request = await read_http_request(reader)
             parts = request.split()
             if len(parts) >= 2 and parts[0] == b'GET' and parts[1] in (b'/metrics', b'/'):
                 body = self.metrics.render(self.prefixes, time.time()).encode('utf-8')
@@ -172,10 +171,8 @@ class Daemon:
                 head = 'HTTP/1.0 404 Not Found\r\nContent-Length: %d\r\n\r\n' % len(body)
             writer.write(head.encode('ascii') + body)
             await writer.drain()
-        except (OSError, asyncio.TimeoutError):
-            pass
-        finally:
-            writer.close()
+        except (OSError, ValueError):
+            pass  # too slow, too long or gone: the endpoint closes it
 
     def write_textfile(self):
         """node_exporter textfile collector output (atomic)."""
@@ -193,28 +190,7 @@ class Daemon:
 
     async def start_servers(self):
         """(Re)start the control socket and the metrics endpoint when their settings change."""
-        wanted = {'control': self.config['control_socket'], 'metrics': self.config['metrics_listen']}
-        for kind, setting in wanted.items():
-            current = self.servers.get(kind)
-            if current and current[0] == setting:
-                continue
-            if current:
-                current[1].close()
-                del self.servers[kind]
-            if not setting:
-                continue
-            if kind == 'control':
-                if os.path.exists(setting):
-                    os.unlink(setting)  # stale socket of a killed predecessor
-                old_umask = os.umask(0o077)  # only root and our own user may drain
-                try:
-                    server = await asyncio.start_unix_server(self.handle_control, path=setting)
-                finally:
-                    os.umask(old_umask)
-            else:
-                host, port = parse_listen(setting)
-                server = await asyncio.start_server(self.handle_metrics, host, port)
-            self.servers[kind] = (setting, server)
+        await self.endpoints.apply({'control': self.config['control_socket'], 'metrics': self.config['metrics_listen']})
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -296,6 +272,7 @@ class Daemon:
         sd_notify('STOPPING=1')
         for task in background:
             task.cancel()
+        self.endpoints.close()
         for runner in self.runners.values():
             runner.stop()
         for prefix in self.prefixes:
