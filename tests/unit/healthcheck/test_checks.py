@@ -3,9 +3,11 @@
 import asyncio
 import datetime
 import http.server
+import os
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -102,3 +104,25 @@ def test_command_exit_status_and_timeout():
     assert check({'type': 'command', 'argv': ['/bin/sh', '-c', 'exit 3']})['detail'] == 'exit status 3'
     slow = check({'type': 'command', 'argv': ['/bin/sleep', '5']}, timeout=0.2)
     assert not slow['ok'] and slow['detail'] == 'timeout after 0.2s' and slow['seconds'] < 1.0
+
+
+def test_a_command_that_forks_and_hangs_leaves_nothing_behind_its_timeout(tmp_path):
+    # The check forks a grandchild that records its pid and hangs, then hangs itself.
+    pid_file = tmp_path / 'grandchild.pid'
+    script = 'sleep 30 & echo $! > %s; sleep 30' % pid_file
+    result = check({'type': 'command', 'argv': ['/bin/sh', '-c', script]}, timeout=0.3)
+    assert not result['ok'] and result['detail'] == 'timeout after 0.3s'
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 2
+    while running(grandchild):
+        assert time.monotonic() < deadline, 'the grandchild %d outlived the timeout' % grandchild
+        time.sleep(0.01)
+
+
+def running(pid):
+    """The process exists and is not a zombie."""
+    try:
+        with open('/proc/%d/status' % pid, encoding='utf-8') as status:
+            return 'State:\tZ' not in status.read()
+    except OSError:
+        return False

@@ -3,6 +3,8 @@
 """Checks as coroutines: HTTPS, command checks, and every check where the engine cannot run it."""
 
 import asyncio
+import os
+import signal
 import socket
 import urllib.parse
 
@@ -107,14 +109,18 @@ async def probe_http(check):
 
 
 async def probe_command(check):
-    """The command exits 0."""
+    """The command exits 0. It runs in a process group of its own, so a timeout ends everything it started."""
     proc = await asyncio.create_subprocess_exec(
-        *check['argv'], stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        *check['argv'], stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True)
     try:
         code = await proc.wait()
     except asyncio.CancelledError:
-        # Timed out: never leave the child running behind us.
-        proc.kill()
+        # Timed out: never leave the command, or anything it forked, running behind us.
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         await proc.wait()
         raise
     if code != 0:
