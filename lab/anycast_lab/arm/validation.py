@@ -26,22 +26,29 @@ def validate(svc, ref, body, existing):
     return _VALIDATORS[ref.type_key](svc, ref, props, existing)
 
 
+def _embedded(ref, items, key, child_type, label):
+    """The children a PUT embeds (VNet.subnets, routeTable.routes): a list of objects with unique names (in any letter
+    case). Yields (index, item, the child's Ref), each before the next item is looked at, for the caller to validate."""
+    if not isinstance(items, list):
+        raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}' must be a list.")
+    names = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}[{index}].name' is required.")
+        if item["name"].lower() in names:
+            raise bad_request("DuplicateResourceName", f"{label} name '{item['name']}' appears twice in 'properties.{key}'.")
+        names.add(item["name"].lower())
+        yield index, item, Ref(ref.sub, ref.rg, child_type, [ref.names[0], item["name"]])
+
+
 def _validate_vnet(svc, ref, props, existing):  # pylint: disable=unused-argument
     space = props.get("addressSpace", {}).get("addressPrefixes") if isinstance(props.get("addressSpace"), dict) else None
     if not isinstance(space, list) or not space:
         raise bad_request("InvalidAddressPrefixFormat", "Property 'properties.addressSpace.addressPrefixes' must be a non-empty list of prefixes.")
     props["addressSpace"] = {"addressPrefixes": [check_prefix(p, "properties.addressSpace.addressPrefixes") for p in space]}
     subnets = props.pop("subnets", [])
-    if not isinstance(subnets, list):
-        raise bad_request("InvalidRequestFormat", "Property 'properties.subnets' must be a list.")
-    checked, names = [], set()
-    for index, subnet in enumerate(subnets):
-        if not isinstance(subnet, dict) or not subnet.get("name"):
-            raise bad_request("InvalidRequestFormat", f"Property 'properties.subnets[{index}].name' is required.")
-        if subnet["name"].lower() in names:
-            raise bad_request("DuplicateResourceName", f"Subnet name '{subnet['name']}' appears twice in 'properties.subnets'.")
-        names.add(subnet["name"].lower())
-        sub_ref = Ref(ref.sub, ref.rg, "virtualNetworks/subnets", [ref.names[0], subnet["name"]])
+    checked = []
+    for index, subnet, sub_ref in _embedded(ref, subnets, "subnets", "virtualNetworks/subnets", "Subnet"):
         checked.append((sub_ref, _validate_subnet(svc, sub_ref, copy.deepcopy(props_of(subnet)), None,
                                                   vnet_prefixes=props["addressSpace"]["addressPrefixes"],
                                                   siblings=[(s.get("name"), s.get("properties", {})) for s in subnets if s is not subnet],
@@ -225,17 +232,8 @@ def _validate_bgp(svc, ref, props, existing):
 
 def _validate_route_table(svc, ref, props, existing):  # pylint: disable=unused-argument
     props["disableBgpRoutePropagation"] = bool(check_bool(props, "disableBgpRoutePropagation", "properties.disableBgpRoutePropagation", False))
-    routes = props.pop("routes", [])
-    if not isinstance(routes, list):
-        raise bad_request("InvalidRequestFormat", "Property 'properties.routes' must be a list.")
-    checked, names = [], set()
-    for index, route in enumerate(routes):
-        if not isinstance(route, dict) or not route.get("name"):
-            raise bad_request("InvalidRequestFormat", f"Property 'properties.routes[{index}].name' is required.")
-        if route["name"].lower() in names:
-            raise bad_request("DuplicateResourceName", f"Route name '{route['name']}' appears twice in 'properties.routes'.")
-        names.add(route["name"].lower())
-        route_ref = Ref(ref.sub, ref.rg, "routeTables/routes", [ref.names[0], route["name"]])
+    checked = []
+    for index, route, route_ref in _embedded(ref, props.pop("routes", []), "routes", "routeTables/routes", "Route"):
         checked.append((route_ref, _validate_route(svc, route_ref, copy.deepcopy(props_of(route)), None, f"properties.routes[{index}].properties")))
     props.pop("subnets", None)
     props["_routes"] = checked
