@@ -8,6 +8,7 @@ import ipaddress
 import uuid
 
 from .addressing import Ref, arm_type, id_ref
+from .catalog import normalised
 from .errors import bad_request
 from .fields import check_bool, check_choice, check_ipv4, check_prefix, check_ref, props_of, reserved_asn
 from .usage import all_ip_configurations, routing_state, subnet_ip_configurations, subnets_using
@@ -15,6 +16,19 @@ from .usage import all_ip_configurations, routing_state, subnet_ip_configuration
 NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
 HUB_ROUTING_PREFERENCES = ("ExpressRoute", "VpnGateway", "ASPath")
 MAX_BGP_CONNECTIONS = 8
+# User-defined routes per route table: 400 in Azure's limits page as the collection's modules read it (route_table refuses
+# 401). Azure announced 1,000 in 2026 (learn.microsoft.com azure-subscription-service-limits); the emulator follows the
+# modules' figure so that a module which forgets its check is caught.
+MAX_ROUTES = 400
+# Codes the emulator chose where ARM's own could not be found (Azure REST API docs, azure-sdk-for-python, azure-cli and
+# terraform-provider-azurerm issues quote none): a route table on RouteServerSubnet, too many routes, and a BGP peer at an
+# address no NVA can have.
+ROUTE_TABLE_ON_ROUTE_SERVER_SUBNET = "RouteTableNotAllowedOnRouteServerSubnet"
+ROUTE_LIMIT_REACHED = "RouteTableRouteLimitReached"
+PEER_IS_ROUTE_SERVER = "BgpConnectionPeerIpIsVirtualRouterIp"
+PEER_IN_ROUTE_SERVER_SUBNET = "BgpConnectionPeerIpInRouteServerSubnet"
+PEER_AT_RESERVED_ADDRESS = "BgpConnectionPeerIpIsSubnetReservedAddress"
+PEER_IN_NO_SUBNET = "BgpConnectionPeerIpNotInVirtualNetworkSubnet"
 
 
 def validate(svc, ref, body, existing):
@@ -23,7 +37,31 @@ def validate(svc, ref, body, existing):
         raise bad_request("InvalidRequestContent", "The request content was invalid and could not be deserialized: the body must be a JSON object.")
     props = copy.deepcopy(props_of(body))
     props.pop("provisioningState", None)
-    return _VALIDATORS[ref.type_key](svc, ref, props, existing)
+    props = _VALIDATORS[ref.type_key](svc, ref, props, existing)
+    _check_route_table_regions(svc, ref, body, existing, props)
+    return props
+
+
+def _check_route_table_regions(svc, ref, body, existing, props):
+    """A subnet may only use a route table of its VNet's region: ARM answers a reference across regions as it answers
+    a missing one (400 InvalidResourceReference, "... and that both resources are in the same region", quoted in
+    MicrosoftDocs/azure-docs#32363 for a subnet's route table and a NIC's subnet)."""
+    if ref.type_key == "virtualNetworks":
+        location = body.get("location") or (existing or {}).get("location")
+        subnets = [(sub_ref, sub_props, f"properties.subnets[{index}].properties.routeTable")
+                   for index, (sub_ref, sub_props) in enumerate(props["_subnets"])]
+    elif ref.type_key == "virtualNetworks/subnets":
+        location = svc.store.get(ref.parent_id)["location"]
+        subnets = [(ref, props, "properties.routeTable")]
+    else:
+        return
+    for sub_ref, sub_props, field in subnets:
+        table = svc.store.get(sub_props["routeTable"]["id"]) if sub_props.get("routeTable") else None
+        if table is not None and isinstance(location, str) and normalised(table["location"]) != normalised(location):
+            raise bad_request("InvalidResourceReference", f"Resource {table['id']} referenced by resource {sub_ref.id} was not found. Please make "
+                                                          f"sure that the referenced resource exists, and that both resources are in the same "
+                                                          f"region: property '{field}' names a route table in {table['location']}, the "
+                                                          f"virtual network is in {location}.")
 
 
 def _embedded(ref, items, key, child_type, label):
@@ -83,6 +121,10 @@ def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=Non
     props.pop("addressPrefixes", None)
     if props.get("routeTable") is not None:
         props["routeTable"] = {"id": check_ref(svc.store, props["routeTable"], f"{field}.routeTable", "routeTables", ref.id)}
+        if ref.names[1].lower() == "routeserversubnet":
+            raise bad_request(ROUTE_TABLE_ON_ROUTE_SERVER_SUBNET, f"Property '{field}.routeTable': subnet RouteServerSubnet is Route Server's "
+                                                                  "own and cannot have a route table (user-defined routes are not supported "
+                                                                  "on RouteServerSubnet).")
     else:
         props.pop("routeTable", None)
     in_use = [ip for ip in subnet_ip_configurations(svc.store, ref.id) if ipaddress.IPv4Address(ip["address"]) not in net]
@@ -217,6 +259,8 @@ def _validate_bgp(svc, ref, props, existing):
             if before.get(key) != value:
                 raise bad_request("PropertyChangeNotAllowed", f"Changing property 'properties.{key}' of bgp connection {ref.names[1]} is not allowed "
                                                               f"({before.get(key)!r} -> {value!r}); delete the connection and create it again.")
+    if existing is None:
+        _check_peer_address(svc, hub, peer_ip)
     peers = [c for c in svc.store.children(ref.parent_id, "bgpConnections") if c["name"].lower() != ref.names[1].lower()]
     clash = next((c for c in peers if c["properties"].get("peerIp") == peer_ip), None)
     if clash is not None:
@@ -230,14 +274,64 @@ def _validate_bgp(svc, ref, props, existing):
     return result
 
 
+def _peered_vnets(svc, vnet):
+    """The VNets directly peered with vnet (peering Connected) that the emulator holds."""
+    found = []
+    for peering in vnet["properties"].get("virtualNetworkPeerings") or []:
+        peering = peering.get("properties", {}) if isinstance(peering, dict) else {}
+        remote = peering.get("remoteVirtualNetwork") or {}
+        body = svc.store.get(remote["id"]) if peering.get("peeringState") == "Connected" and isinstance(remote.get("id"), str) else None
+        if body is not None:
+            found.append(body)
+    return found
+
+
+def _check_peer_address(svc, hub, peer_ip):
+    """Route Server peers with NVAs in its own VNet and in VNets directly peered with it; an address no NVA there can
+    have is refused, in the order the collection's route_server_peer checks it."""
+    address = ipaddress.IPv4Address(peer_ip)
+    router_ips = hub["properties"].get("virtualRouterIps") or []
+    if peer_ip in router_ips:
+        raise bad_request(PEER_IS_ROUTE_SERVER, f"Property 'properties.peerIp' {peer_ip} is an address of the Route Server itself ({', '.join(router_ips)}).")
+    route_server_subnet = svc.store.children(hub["id"], "ipConfigurations")[0]["properties"]["subnet"]["id"]
+    hub_vnet = svc.store.get(id_ref(route_server_subnet).parent_id)
+    vnet = next((v for v in [hub_vnet] + _peered_vnets(svc, hub_vnet)
+                 if any(address in ipaddress.IPv4Network(p) for p in v["properties"]["addressSpace"]["addressPrefixes"])), None)
+    if vnet is None:
+        raise bad_request(PEER_IN_NO_SUBNET, f"Property 'properties.peerIp' {peer_ip} is outside virtual network {hub_vnet['name']} "
+                                             f"({', '.join(hub_vnet['properties']['addressSpace']['addressPrefixes'])}) and outside every "
+                                             "virtual network directly peered with it (peering Connected).")
+    subnet = next((s for s in svc.store.children(vnet["id"], "subnets") if address in ipaddress.IPv4Network(s["properties"]["addressPrefix"])), None)
+    if subnet is None:
+        raise bad_request(PEER_IN_NO_SUBNET, f"Property 'properties.peerIp' {peer_ip} is in no subnet of virtual network {vnet['name']}.")
+    prefix = ipaddress.IPv4Network(subnet["properties"]["addressPrefix"])
+    if subnet["id"].lower() == route_server_subnet.lower():
+        raise bad_request(PEER_IN_ROUTE_SERVER_SUBNET, f"Property 'properties.peerIp' {peer_ip} is inside RouteServerSubnet ({prefix}), "
+                                                       "which only the Route Server may use.")
+    if address < prefix.network_address + 4 or address == prefix.broadcast_address:
+        raise bad_request(PEER_AT_RESERVED_ADDRESS, f"Property 'properties.peerIp' {peer_ip} is one of the five addresses Azure keeps in "
+                                                    f"subnet {subnet['name']} ({prefix}): the first four and the last.")
+
+
 def _validate_route_table(svc, ref, props, existing):  # pylint: disable=unused-argument
     props["disableBgpRoutePropagation"] = bool(check_bool(props, "disableBgpRoutePropagation", "properties.disableBgpRoutePropagation", False))
+    routes = props.pop("routes", [])
+    if isinstance(routes, list) and len(routes) > MAX_ROUTES:
+        raise bad_request(ROUTE_LIMIT_REACHED, f"Property 'properties.routes' lists {len(routes)} routes; a route table holds at most {MAX_ROUTES}.")
     checked = []
-    for index, route, route_ref in _embedded(ref, props.pop("routes", []), "routes", "routeTables/routes", "Route"):
+    for index, route, route_ref in _embedded(ref, routes, "routes", "routeTables/routes", "Route"):
         checked.append((route_ref, _validate_route(svc, route_ref, copy.deepcopy(props_of(route)), None, f"properties.routes[{index}].properties")))
     props.pop("subnets", None)
     props["_routes"] = checked
     return props
+
+
+def _validate_child_route(svc, ref, props, existing):
+    """routeTables/{t}/routes/{r}: one more route counts against the table's limit."""
+    others = [r for r in svc.store.children(ref.parent_id, "routes") if r["name"].lower() != ref.names[1].lower()]
+    if existing is None and len(others) >= MAX_ROUTES:
+        raise bad_request(ROUTE_LIMIT_REACHED, f"Route table {ref.names[0]} already has {len(others)} routes; a route table holds at most {MAX_ROUTES}.")
+    return _validate_route(svc, ref, props, existing)
 
 
 def _validate_route(svc, ref, props, existing, field="properties"):  # pylint: disable=unused-argument
@@ -267,7 +361,7 @@ _VALIDATORS = {
     "virtualHubs/ipConfigurations": _validate_hub_ipconfig,
     "virtualHubs/bgpConnections": _validate_bgp,
     "routeTables": _validate_route_table,
-    "routeTables/routes": _validate_route,
+    "routeTables/routes": _validate_child_route,
 }
 
 
