@@ -2,7 +2,14 @@
 
 Computed from the stored resources whenever asked, never stored, so they cannot drift from the resources.
 """
+import ipaddress
+
 from .addressing import arm_type
+
+
+def addresses_of(address):
+    """The addresses an IP configuration holds: one ("10.0.0.4") or a prefix ("10.0.0.16/28")."""
+    return set(ipaddress.IPv4Network(address))
 
 
 def all_ip_configurations(store):

@@ -11,7 +11,7 @@ from .addressing import Ref, arm_type, id_ref
 from .catalog import normalised
 from .errors import bad_request
 from .fields import check_bool, check_choice, check_ipv4, check_prefix, check_ref, props_of, reserved_asn
-from .usage import all_ip_configurations, routing_state, subnet_ip_configurations, subnets_using
+from .usage import addresses_of, all_ip_configurations, routing_state, subnet_ip_configurations, subnets_using
 
 NEXT_HOP_TYPES = ("VirtualNetworkGateway", "VnetLocal", "Internet", "VirtualAppliance", "None")
 HUB_ROUTING_PREFERENCES = ("ExpressRoute", "VpnGateway", "ASPath")
@@ -127,7 +127,7 @@ def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=Non
                                                                   "on RouteServerSubnet).")
     else:
         props.pop("routeTable", None)
-    in_use = [ip for ip in subnet_ip_configurations(svc.store, ref.id) if ipaddress.IPv4Address(ip["address"]) not in net]
+    in_use = [ip for ip in subnet_ip_configurations(svc.store, ref.id) if not ipaddress.IPv4Network(ip["address"]).subnet_of(net)]
     if in_use:
         raise bad_request("InUseSubnetCannotBeDeleted", f"Subnet '{ref.names[1]}' cannot change its address prefix to {prefix}: "
                                                         f"it is in use by {in_use[0]['id']}.")
@@ -142,34 +142,44 @@ def _validate_nic(svc, ref, props, existing):  # pylint: disable=unused-argument
     if not isinstance(configs, list) or not configs:
         raise bad_request("NetworkInterfaceMustHaveAtLeastOneIpConfiguration" if configs == [] else "InvalidRequestFormat",
                           "Property 'properties.ipConfigurations' must list at least one IP configuration.")
-    taken = {ip["address"] for ip in all_ip_configurations(svc.store) if not ip["id"].lower().startswith(ref.id.lower() + "/")}
+    taken = {address for ip in all_ip_configurations(svc.store) if not ip["id"].lower().startswith(ref.id.lower() + "/")
+             for address in addresses_of(ip["address"])}
+    # A configuration without a subnet is in the subnet of the first one that names one (as the official
+    # NetworkInterfaceCreate example shows for its ipconfig2).
+    named = next((c["properties"]["subnet"] for c in configs if isinstance(c, dict) and isinstance(c.get("properties"), dict)
+                  and c["properties"].get("subnet") is not None), None)
     result = []
     for index, config in enumerate(configs):
         field = f"properties.ipConfigurations[{index}]"
         if not isinstance(config, dict) or not config.get("name"):
             raise bad_request("InvalidRequestFormat", f"Property '{field}.name' is required.")
         cprops = copy.deepcopy(props_of(config))
-        subnet_id = check_ref(svc.store, cprops.get("subnet"), f"{field}.properties.subnet", "virtualNetworks/subnets", ref.id)
+        subnet_id = check_ref(svc.store, cprops.get("subnet", named), f"{field}.properties.subnet", "virtualNetworks/subnets", ref.id)
         subnet = ipaddress.IPv4Network(svc.store.get(subnet_id)["properties"]["addressPrefix"])
         method = check_choice(cprops.get("privateIPAllocationMethod", "Static" if cprops.get("privateIPAddress") else "Dynamic"),
                               ("Static", "Dynamic"), f"{field}.properties.privateIPAllocationMethod", "InvalidRequestFormat")
-        address = cprops.get("privateIPAddress")
+        length = _prefix_length(cprops, subnet, field)
+        address = cprops.get("privateIPAddress") if length is None else None
         if address:
             address = check_ipv4(address, f"{field}.properties.privateIPAddress", "InvalidPrivateIPAddress")
             if ipaddress.IPv4Address(address) not in subnet:
                 raise bad_request("PrivateIPAddressNotInSubnet", f"Private IP address {address} ({field}.properties.privateIPAddress) "
                                                                  f"is not in the range of subnet {subnet_id} ({subnet}).")
-            if address in taken:
+            if ipaddress.IPv4Address(address) in taken:
                 raise bad_request("PrivateIPAddressInUse", f"Private IP address {address} ({field}.properties.privateIPAddress) is already in use.")
         else:
             # Azure keeps the first four addresses of a subnet (and the last) for itself.
-            address = next((str(host) for host in list(subnet.hosts())[3:-1] if str(host) not in taken), None)
-            if address is None:
-                raise bad_request("SubnetIsFull", f"Subnet {subnet_id} has no free address for {field}.")
-        taken.add(address)
+            usable = set(list(subnet.hosts())[3:])
+            block = next((b for b in subnet.subnets(new_prefix=length or 32) if set(b) <= usable and not set(b) & taken), None)
+            if block is None:
+                raise bad_request("SubnetIsFull", f"Subnet {subnet_id} has no free {'address' if length is None else f'/{length} prefix'} for {field}.")
+            address = str(block.network_address) if length is None else str(block)
+        taken.update(addresses_of(address))
         entry = {"name": config["name"], "properties": {
             "privateIPAddress": address, "privateIPAllocationMethod": method, "privateIPAddressVersion": "IPv4",
             "subnet": {"id": subnet_id}, "primary": bool(cprops.get("primary", index == 0))}}
+        if length is not None:
+            entry["properties"]["privateIPAddressPrefixLength"] = length
         if cprops.get("publicIPAddress") is not None:
             entry["properties"]["publicIPAddress"] = {
                 "id": check_ref(svc.store, cprops["publicIPAddress"], f"{field}.properties.publicIPAddress", "publicIPAddresses", ref.id)}
@@ -183,6 +193,17 @@ def _validate_nic(svc, ref, props, existing):  # pylint: disable=unused-argument
                        ("vnetEncryptionSupported", False), ("dnsSettings", dns)):
         props.setdefault(key, value)
     return props
+
+
+def _prefix_length(cprops, subnet, field):
+    """privateIPAddressPrefixLength: the configuration gets a whole prefix of the subnet (dynamic), not one address."""
+    length = cprops.get("privateIPAddressPrefixLength")
+    if length is None:
+        return None
+    if isinstance(length, bool) or not isinstance(length, int) or not subnet.prefixlen < length <= 32:
+        raise bad_request("InvalidRequestFormat", f"Property '{field}.properties.privateIPAddressPrefixLength' must be an integer from "
+                                                  f"{subnet.prefixlen + 1} to 32 in subnet {subnet}, got {length!r}.")
+    return length
 
 
 def _validate_pip(svc, ref, props, existing):  # pylint: disable=unused-argument

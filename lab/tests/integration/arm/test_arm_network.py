@@ -111,6 +111,30 @@ def test_nic_address_rules(arm_emulator, net):
     assert nic.ip_configurations[0].private_ip_address == "10.10.2.6"  # .4/.5 taken, .1-.3 reserved by Azure
 
 
+def test_nic_secondary_configuration_takes_the_primary_subnet_and_a_prefix(arm_emulator, net):
+    """As the official NetworkInterfaceCreate example: ipconfig2 names no subnet and asks for a /28 of it."""
+    subnet_id = arm_emulator.rid("virtualNetworks/vnet-spoke-weu/subnets/snet-app")
+    nic = net.network_interfaces.begin_create_or_update(RG, "nic-app", {"location": "westeurope", "properties": {"ipConfigurations": [
+        {"name": "ipconfig1", "properties": {"subnet": {"id": subnet_id}}},
+        {"name": "ipconfig2", "properties": {"privateIPAddressPrefixLength": 28}}]}}).result()
+    first, second = nic.ip_configurations
+    assert (first.private_ip_address, first.primary) == ("10.11.1.4", True)
+    assert (second.private_ip_address, second.private_ip_address_prefix_length, second.primary) == ("10.11.1.16/28", 28, False)
+    assert second.subnet.id == subnet_id
+    # the /28 is taken as a whole: a static address inside it is in use, the next dynamic one comes after it
+    body = {"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {
+        "subnet": {"id": subnet_id}, "privateIPAddress": "10.11.1.20", "privateIPAllocationMethod": "Static"}}]}}
+    with pytest.raises(HttpResponseError) as caught:
+        net.network_interfaces.begin_create_or_update(RG, "nic-other", body)
+    assert caught.value.error.code == "PrivateIPAddressInUse"
+    body["properties"]["ipConfigurations"][0]["properties"] = {"subnet": {"id": subnet_id}}
+    assert net.network_interfaces.begin_create_or_update(RG, "nic-other", body).result().ip_configurations[0].private_ip_address == "10.11.1.5"
+    body["properties"]["ipConfigurations"][0]["properties"]["privateIPAddressPrefixLength"] = 23
+    with pytest.raises(HttpResponseError) as caught:
+        net.network_interfaces.begin_create_or_update(RG, "nic-big", body)
+    assert caught.value.error.code == "InvalidRequestFormat" and "privateIPAddressPrefixLength" in caught.value.error.message
+
+
 def test_vnet_put_is_authoritative_for_subnets_but_keeps_used_ones(arm_emulator, net):
     vnet = net.virtual_networks.get(RG, "vnet-hub-weu")
     before = arm_emulator.state()["resources"]
