@@ -1,0 +1,148 @@
+"""Every official request/response example in ../shared/azure-rest-examples (Azure/azure-rest-api-specs, see its
+README) that concerns a resource type the emulator models is sent to the emulator as the example's request, after
+seeding what the request needs, and must be answered with one of the status codes the example documents.
+
+The method and path of each example come from the folder's README table (the example files hold only parameters and
+responses); the example's subscription is replaced by the emulator's, its resource groups are created. Skipped when
+the folder is absent, as test_arm_shapes.py is."""
+import glob
+import ipaddress
+import json
+import os
+import re
+
+import pytest
+import requests
+
+from anycast_lab.arm.addressing import TYPES, id_ref
+from anycast_lab.paths import REPO
+
+ROOT = os.path.join(os.path.dirname(REPO), "shared", "azure-rest-examples")
+EXAMPLES = sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "*", "*.json")))
+# example -> why it is not replayed
+EXCLUDED = {
+    "2025-07-01/VirtualHubIpConfigurationPut.json": "puts a Route Server's ipConfiguration on a subnet named subnet1: Route Server needs "
+                                                    "RouteServerSubnet and the emulator refuses any other (InvalidVirtualHubIpConfigurationSubnet)",
+}
+NVA_SUBNET = "10.200.1.0/24"  # where seeded BGP peers sit, unless the example's body names a peer address
+
+
+def _readme_rows():
+    """file -> (method, path template) from the README's table."""
+    rows = {}
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        for line in handle:
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if len(cells) >= 3 and cells[0].endswith(".json") and cells[1] in ("GET", "PUT", "DELETE", "POST", "PATCH", "HEAD"):
+                rows[cells[0]] = (cells[1], cells[2].split(" (")[0])
+    return rows
+
+
+def _chain(template, params):
+    """[(type segment, name or None)] of a path template under .../providers/Microsoft.Network/."""
+    segments = template.split("providers/Microsoft.Network/", 1)[-1].split("/")
+    return [(segments[i], params[segments[i + 1][1:-1]] if i + 1 < len(segments) else None) for i in range(0, len(segments), 2)]
+
+
+def _modelled(chain):
+    parts = "/".join(kind for kind, _name in chain if kind not in ("learnedRoutes", "advertisedRoutes"))
+    return parts in TYPES
+
+
+class _Seed:
+    """The topology an example needs: resource groups, VNets (merged), and the resources it reads or refers to."""
+
+    def __init__(self, emu, location, peer_ip=None):
+        self.emu, self.location = emu, location
+        self.peer_net = str(ipaddress.IPv4Network(f"{peer_ip}/24", strict=False)) if peer_ip else NVA_SUBNET
+        self.groups, self.vnets, self.lists = {}, {}, {"public_ip_addresses": [], "route_tables": [], "network_interfaces": [], "route_servers": []}
+
+    def group(self, name):
+        self.groups.setdefault(name.lower(), {"name": name, "location": self.location})
+        return name
+
+    def vnet(self, rg, name, subnets=(), prefixes=("10.0.0.0/8",)):
+        vnet = self.vnets.setdefault((rg.lower(), name.lower()), {"resource_group": self.group(rg), "name": name,
+                                                                 "address_prefixes": list(prefixes), "subnets": []})
+        for subnet_name, prefix in subnets:
+            if all(s["name"].lower() != subnet_name.lower() for s in vnet["subnets"]):
+                vnet["subnets"].append({"name": subnet_name, "address_prefix": prefix or f"10.0.{len(vnet['subnets']) + 2}.0/24"})
+
+    def resource(self, rg, chain):
+        """Make the resource named by chain (all names given) exist."""
+        kinds = [kind.lower() for kind, _name in chain]
+        names = [name for _kind, name in chain]
+        if kinds[0] == "virtualnetworks":
+            self.vnet(rg, names[0], [(names[1], None)] if len(names) > 1 else ())
+        elif kinds[0] == "publicipaddresses":
+            self.lists["public_ip_addresses"].append({"resource_group": self.group(rg), "name": names[0]})
+        elif kinds[0] == "networkinterfaces":
+            self.vnet(rg, "vnet-example", [("default", None)])
+            self.lists["network_interfaces"].append({"resource_group": self.group(rg), "name": names[0], "vnet": "vnet-example", "subnet": "default"})
+        elif kinds[0] == "routetables":
+            routes = [{"name": names[1], "address_prefix": "10.0.3.0/24", "next_hop_type": "VirtualNetworkGateway"}] if len(names) > 1 else []
+            self.lists["route_tables"].append({"resource_group": self.group(rg), "name": names[0], "routes": routes})
+        elif kinds[0] == "virtualhubs":
+            # a Route Server (hub + ipconfig1 on RouteServerSubnet + public IP), its peer in an NVA subnet of its VNet
+            self.vnet(rg, f"vnet-{names[0]}", [("RouteServerSubnet", "10.200.0.0/27"), ("snet-nva", self.peer_net)],
+                      prefixes=sorted({"10.200.0.0/24", self.peer_net}))
+            peers = [{"name": names[1], "peer_ip": str(ipaddress.IPv4Network(self.peer_net)[10]), "peer_asn": 65001}] \
+                if len(names) > 1 and kinds[1] == "bgpconnections" else []
+            self.lists["route_servers"].append({"resource_group": self.group(rg), "name": names[0], "vnet": f"vnet-{names[0]}", "peers": peers})
+
+    def topology(self):
+        topo = {"subscription_id": self.emu.subscription_id, "tenant_id": self.emu.tenant_id,
+                "resource_groups": list(self.groups.values()), "virtual_networks": list(self.vnets.values())}
+        topo.update(self.lists)
+        return topo
+
+
+def _ids(value):
+    """Every resource id a body refers to."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "id" and isinstance(item, str):
+                yield item
+            else:
+                yield from _ids(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _ids(item)
+
+
+@pytest.mark.parametrize("example", EXAMPLES or ["(no examples)"])
+def test_official_example_replays_with_a_documented_status(arm_emulator, example):
+    if not EXAMPLES:
+        pytest.skip(f"official examples not found at {ROOT}")
+    if example in EXCLUDED:
+        pytest.skip(EXCLUDED[example])
+    with open(os.path.join(ROOT, example), encoding="utf-8") as handle:
+        data = json.load(handle)
+    rows = _readme_rows()
+    assert example in rows, f"{example} has no row (method, path) in {ROOT}/README.md"
+    method, template = rows[example]
+    params = dict(data["parameters"], subscriptionId=arm_emulator.subscription_id)
+    chain = _chain(template, params)
+    if not _modelled(chain):
+        pytest.skip(f"{template}: a resource type the emulator does not model")
+    body = next((value for value in data["parameters"].values() if isinstance(value, dict)), None) if method in ("PUT", "PATCH") else None
+    body = json.loads(re.sub(r"/subscriptions/[^/\"]+/", f"/subscriptions/{arm_emulator.subscription_id}/", json.dumps(body))) if body else None
+    seed = _Seed(arm_emulator, (body or {}).get("location") or "westeurope", peer_ip=((body or {}).get("properties") or {}).get("peerIp"))
+    rg = params.get("resourceGroupName")
+    if rg:
+        seed.group(rg)
+        resource = [link for link in chain if link[0] not in ("learnedRoutes", "advertisedRoutes")]
+        needed = resource[:-1] if method == "PUT" or resource[-1][1] is None else resource  # a PUT creates the last, a list reads the parents
+        if needed:
+            seed.resource(rg, needed)
+    for ref in filter(None, (id_ref(value) for value in _ids(body))):
+        seed.resource(ref.rg, list(zip(ref.type_key.split("/"), ref.names)))
+    arm_emulator.seed(seed.topology())
+    path = re.sub(r"\{(\w+)\}", lambda match: params[match.group(1)], template)
+    if not path.startswith("/"):
+        path = f"/subscriptions/{params['subscriptionId']}/resourceGroups/{rg}/providers/Microsoft.Network/{path}"
+    token = arm_emulator.credential().get_token("https://management.azure.com/.default").token
+    answer = requests.request(method, f"{arm_emulator.endpoint}{path}", params={"api-version": data["parameters"]["api-version"]}, json=body,
+                              headers={"Authorization": f"Bearer {token}"}, verify=arm_emulator.ca_bundle, timeout=30)
+    documented = sorted(data["responses"])
+    assert str(answer.status_code) in documented, f"{method} {path}: {answer.status_code} {answer.text[:500]} (documented: {documented})"
