@@ -62,8 +62,8 @@ class _Seed:
         return name
 
     def vnet(self, rg, name, subnets=(), prefixes=("10.0.0.0/8",)):
-        vnet = self.vnets.setdefault((rg.lower(), name.lower()), {"resource_group": self.group(rg), "name": name,
-                                                                 "address_prefixes": list(prefixes), "subnets": []})
+        blank = {"resource_group": self.group(rg), "name": name, "address_prefixes": list(prefixes), "subnets": []}
+        vnet = self.vnets.setdefault((rg.lower(), name.lower()), blank)
         for subnet_name, prefix in subnets:
             if all(s["name"].lower() != subnet_name.lower() for s in vnet["subnets"]):
                 vnet["subnets"].append({"name": subnet_name, "address_prefix": prefix or f"10.0.{len(vnet['subnets']) + 2}.0/24"})
