@@ -66,6 +66,12 @@ def lab():
     lock.close()
 
 
+def pytest_collection_modifyitems(items):
+    """A module that brings the lab up at another size (its LAB_SIZE) runs after every test of the default lab, which
+    is deployed once per session (`deployed`) and would be gone under them."""
+    items.sort(key=lambda item: getattr(getattr(item, "module", None), "LAB_SIZE", None) is not None)  # stable otherwise
+
+
 @pytest.fixture(scope="session", autouse=True)
 def alerts_recording(request):
     """ANYCAST_E2E_ALERTS=<dir>: the lab's checkers recorded for the whole session, alerts.md written at its end."""
@@ -257,10 +263,11 @@ class PlaybookRun:
         return sum(host["changed"] for host in self.recap.values())
 
 
-def site(region, extra_vars=None, name=None):
-    """Run the site playbook (or playbook `name` beside it) for one lab region, with optional extra vars (a dict)."""
+def site(region, extra_vars=None, name=None, inventory=None):
+    """Run the site playbook (or playbook `name` beside it) for one lab region, with optional extra vars (a dict);
+    `inventory`: the region's inventory, default the checked-in one (inventories/lab/<region>, 2 NVAs)."""
     path = os.path.join(os.path.dirname(SITE), name) if name else SITE
-    argv = ["ansible-playbook", "-i", os.path.join(REPO, "inventories", "lab", region.name), path]
+    argv = ["ansible-playbook", "-i", inventory or os.path.join(REPO, "inventories", "lab", region.name), path]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")

@@ -70,3 +70,19 @@ def test_example_inventory_has_every_variable_the_lab_sets():
     example = inventory("inventories/example")["_meta"]["hostvars"]["nva-weu-01"]
     wanted = {key for key in lab if key.startswith(("anycast_", "bird_", "nat_", "conntrack_sync_", "healthcheck_"))} - {"anycast_lab_dir"}
     assert sorted(wanted - set(example)) == []
+
+
+def test_generated_inventories_of_a_lab_of_one_and_two_nvas(tmp_path):
+    """`inventory --nvas westeurope=1,northeurope=2`: each region's inventory holds its own NVAs; the region of one NVA
+    has no sync peer (nva.yml then leaves conntrack_sync out) and a region size of 1 for the alerts."""
+    sizes = {"westeurope": 1, "northeurope": 2}
+    base = str(tmp_path / "lab")
+    paths = lab_inventory.write(str(tmp_path / "inventories"), sizes, base)
+    msg = "{{ {'nvas': groups['nva'], 'peers': conntrack_sync_peers, 'region_nvas': healthcheck_region_nvas | int} | to_json }}"
+    for region in plan.regions(sizes):
+        check_inventory(inventory(paths[region.name]), region, sizes[region.name])
+        out = subprocess.run(["ansible", "-i", paths[region.name], region.nvas[0][0], "-m", "ansible.builtin.debug", "-a", f"msg={msg}"],
+                             capture_output=True, text=True, check=True).stdout
+        resolved = json.loads(json.loads(out.split("=>", 1)[1])["msg"])
+        assert resolved == {"nvas": [host for host, *_rest in region.nvas],
+                            "peers": [sync_ip for _host, _ip, sync_ip, _mgmt in region.nvas[1:]], "region_nvas": len(region.nvas)}
