@@ -3,7 +3,6 @@
 import asyncio
 import datetime
 import http.server
-import os
 import socket
 import ssl
 import threading
