@@ -12,7 +12,7 @@ SANITY_DIR := $(or $(TMPDIR),/tmp)/anycast-nva-sanity
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 
-.PHONY: deps venv collection-link image sanity lint unit prometheus integration molecule e2e-fabric e2e test demo lab-up lab-down clean bench
+.PHONY: deps venv collection-link image sanity lint unit prometheus integration molecule e2e-fabric e2e e2e-short test demo lab-up lab-down clean bench
 
 deps:  ## system packages (Debian 12) the lab and the tests need
 	bash .ci/install-system-deps
@@ -66,10 +66,13 @@ molecule: venv collection-link image  ## every scenario runs; the failed ones ar
 e2e-fabric: venv collection-link image  ## the lab's Azure behaviour without a deployment (about a minute)
 	$(BIN)/pytest -q tests/e2e/test_fabric.py tests/e2e/test_inventories.py
 
-e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 30 minutes)
+e2e: venv collection-link image  ## everything end to end: deploys both lab regions with site.yml (about 40 minutes)
 	$(BIN)/pytest -q tests/e2e
 
-test: deps venv collection-link sanity lint unit prometheus integration e2e molecule release-check
+e2e-short: venv collection-link image  ## make e2e without the tests marked long (pytest.ini): what make test runs
+	$(BIN)/pytest -q -m "not long" tests/e2e
+
+test: deps venv collection-link sanity lint unit prometheus integration e2e-short molecule release-check
 
 demo: deps venv collection-link image
 	$(PY) -m anycast_lab demo

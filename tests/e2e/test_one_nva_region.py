@@ -223,6 +223,7 @@ def fabric_silences(port, silent):
     subprocess.run(["ip", "netns", "exec", WE.fabric_ns, "nft", "-f", "-"], input=script, text=True, check=silent)
 
 
+@pytest.mark.long  # waits up to Route Server's 180 s hold time: make e2e, not make test
 def test_death_of_the_one_nva_moves_traffic_to_the_other_region_within_the_hold_time(one_nva_lab):  # pylint: disable=redefined-outer-name
     hold = hostvar(WE, NVA, "bird_hold_time")
     port = next(nic.port for nic in WE.nics if nic.ip == NVA_IP)
