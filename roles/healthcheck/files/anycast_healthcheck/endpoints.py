@@ -69,7 +69,6 @@ class Endpoints:
         self.handlers = handlers
         self.servers = {}  # kind -> (setting, server)
         self.clients = {kind: 0 for kind in handlers}
-        self.refused = {kind: 0 for kind in handlers}
         self.unavailable = {}  # kind -> (setting, error) of an endpoint that could not be started
         self._retry = None
 
@@ -84,7 +83,6 @@ class Endpoints:
 
         async def serve(reader, writer):
             if self.clients[kind] >= MAX_CLIENTS[kind]:
-                self.refused[kind] += 1
                 writer.close()
                 return
             self.clients[kind] += 1
