@@ -200,11 +200,11 @@ def _to_dissociate(session, params, table, table_id, listed):
     return chosen
 
 
-def _check_same_region(session, listed, associate, location):
+def _check_same_region(session, listed, table_id, location):
     """Azure associates a route table only with subnets whose VNet is in the table's region: refuse any other
     before the first write (only the subnets still to associate are read, so a rerun reads nothing more)."""
     for index, subnet in enumerate(listed):
-        if subnet not in associate:
+        if _uses(subnet, table_id):
             continue
         rg, vnet_name = vnet_of_subnet(subnet["id"])
         vnet = session.read("subnets[%d]" % index, session.network.virtual_networks.get, rg, vnet_name)
@@ -243,7 +243,7 @@ def ensure(session, params):
     if table is None:
         check_location(session, "location", params["location"])
     associate = [s for s in listed if not _uses(s, table_id)]
-    _check_same_region(session, listed, associate, table["location"] if table else params["location"])
+    _check_same_region(session, listed, table_id, table["location"] if table else params["location"])
 
     after = _desired_view(params, routes, table)
     table_changed = _table_change(params, routes, table) is not None
