@@ -91,42 +91,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 route_server:
-  description: The Route Server after the run (as it would be, in check mode). Empty after O(state=absent).
+  description:
+    - The Route Server after the run (as it would be, in check mode). Empty after O(state=absent).
+    - The keys of RV(anycast.nva.route_server_info#module:route_server) except C(peers).
   returned: always
   type: dict
-  contains:
-    name:
-      description: Name.
-      type: str
-    id:
-      description: ARM id.
-      type: str
-    location:
-      description: Azure region.
-      type: str
-    asn:
-      description: The Route Server's ASN.
-      type: int
-      sample: 65515
-    instance_ips:
-      description: Addresses of the two instances.
-      type: list
-      elements: str
-    allow_branch_to_branch_traffic:
-      description: Branch-to-branch flag.
-      type: bool
-    hub_routing_preference:
-      description: Routing preference.
-      type: str
-    sku:
-      description: Hub SKU.
-      type: str
-    provisioning_state:
-      description: ARM provisioning state.
-      type: str
-    routing_state:
-      description: Routing state (C(Provisioned) after a successful run).
-      type: str
+  sample: {"name": "rs-westeurope", "location": "westeurope", "asn": 65515, "instance_ips": ["10.10.1.4", "10.10.1.5"],
+           "allow_branch_to_branch_traffic": true, "hub_routing_preference": "ExpressRoute", "routing_state": "Provisioned"}
 changed_keys:
   description: The settings this run changed.
   returned: when state is present
