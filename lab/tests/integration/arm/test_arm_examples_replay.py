@@ -1,41 +1,28 @@
-"""Every official request/response example in ../shared/azure-rest-examples (Azure/azure-rest-api-specs, see its
-README) that concerns a resource type the emulator models is sent to the emulator as the example's request, after
-seeding what the request needs, and must be answered with one of the status codes the example documents.
+"""Every official request/response example of Azure's REST API specs (Microsoft.Network, api-version 2025-07-01) that
+concerns a resource type the emulator models is sent to the emulator as the example's request, after seeding what the
+request needs, and must be answered with one of the status codes the example documents.
 
-The method and path of each example come from the folder's README table (the example files hold only parameters and
-responses); the example's subscription is replaced by the emulator's, its resource groups are created. Skipped when
-the folder is absent, as test_arm_shapes.py is."""
-import glob
+The examples' facts (method, path template and its values, request body, documented statuses) are in the repository:
+azure_rest_example_facts.json beside this file, derived from the examples by anycast_lab.arm.example_facts (its
+docstring says how). The example's subscription is replaced by the emulator's, its resource groups are created."""
 import ipaddress
 import json
-import os
 import re
 
 import pytest
 import requests
 
 from anycast_lab.arm.addressing import TYPES, id_ref
-from anycast_lab.paths import REPO
+from anycast_lab.arm.example_facts import load
 
-ROOT = os.path.join(os.path.dirname(REPO), "shared", "azure-rest-examples")
-EXAMPLES = sorted(os.path.relpath(path, ROOT) for path in glob.glob(os.path.join(ROOT, "*", "*.json")))
+FACTS = load()
+EXAMPLES = sorted(FACTS["examples"])
 # example -> why it is not replayed
 EXCLUDED = {
-    "2025-07-01/VirtualHubIpConfigurationPut.json": "puts a Route Server's ipConfiguration on a subnet named subnet1: Route Server needs "
-                                                    "RouteServerSubnet and the emulator refuses any other (InvalidVirtualHubIpConfigurationSubnet)",
+    "VirtualHubIpConfigurationPut": "puts a Route Server's ipConfiguration on a subnet named subnet1: Route Server needs "
+                                    "RouteServerSubnet and the emulator refuses any other (InvalidVirtualHubIpConfigurationSubnet)",
 }
 NVA_SUBNET = "10.200.1.0/24"  # where seeded BGP peers sit, unless the example's body names a peer address
-
-
-def _readme_rows():
-    """file -> (method, path template) from the README's table."""
-    rows = {}
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
-        for line in handle:
-            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            if len(cells) >= 3 and cells[0].endswith(".json") and cells[1] in ("GET", "PUT", "DELETE", "POST", "PATCH", "HEAD"):
-                rows[cells[0]] = (cells[1], cells[2].split(" (")[0])
-    return rows
 
 
 def _chain(template, params):
@@ -110,23 +97,22 @@ def _ids(value):
             yield from _ids(item)
 
 
-@pytest.mark.parametrize("example", EXAMPLES or ["(no examples)"])
+def test_the_facts_hold_the_examples():
+    """The replay below has examples to replay, and the exclusions name examples that exist."""
+    assert len(EXAMPLES) >= 31 and FACTS["api_version"] == "2025-07-01"
+    assert set(EXCLUDED) <= set(EXAMPLES)
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_official_example_replays_with_a_documented_status(arm_emulator, example):
-    if not EXAMPLES:
-        pytest.skip(f"official examples not found at {ROOT}")
     if example in EXCLUDED:
         pytest.skip(EXCLUDED[example])
-    with open(os.path.join(ROOT, example), encoding="utf-8") as handle:
-        data = json.load(handle)
-    rows = _readme_rows()
-    assert example in rows, f"{example} has no row (method, path) in {ROOT}/README.md"
-    method, template = rows[example]
+    data = FACTS["examples"][example]
+    method, template = data["method"], data["path"]
     params = dict(data["parameters"], subscriptionId=arm_emulator.subscription_id)
     chain = _chain(template, params)
-    if not _modelled(chain):
-        pytest.skip(f"{template}: a resource type the emulator does not model")
-    body = next((value for value in data["parameters"].values() if isinstance(value, dict)), None) if method in ("PUT", "PATCH") else None
-    body = json.loads(re.sub(r"/subscriptions/[^/\"]+/", f"/subscriptions/{arm_emulator.subscription_id}/", json.dumps(body))) if body else None
+    assert _modelled(chain), f"{template}: a resource type the emulator does not model"
+    body = json.loads(json.dumps(data["body"]).replace("{subscriptionId}", arm_emulator.subscription_id)) if "body" in data else None
     seed = _Seed(arm_emulator, (body or {}).get("location") or "westeurope", peer_ip=((body or {}).get("properties") or {}).get("peerIp"))
     rg = params.get("resourceGroupName")
     if rg:
@@ -139,10 +125,8 @@ def test_official_example_replays_with_a_documented_status(arm_emulator, example
         seed.resource(ref.rg, list(zip(ref.type_key.split("/"), ref.names)))
     arm_emulator.seed(seed.topology())
     path = re.sub(r"\{(\w+)\}", lambda match: params[match.group(1)], template)
-    if not path.startswith("/"):
-        path = f"/subscriptions/{params['subscriptionId']}/resourceGroups/{rg}/providers/Microsoft.Network/{path}"
     token = arm_emulator.credential().get_token("https://management.azure.com/.default").token
-    answer = requests.request(method, f"{arm_emulator.endpoint}{path}", params={"api-version": data["parameters"]["api-version"]}, json=body,
+    answer = requests.request(method, f"{arm_emulator.endpoint}{path}", params={"api-version": FACTS["api_version"]}, json=body,
                               headers={"Authorization": f"Bearer {token}"}, verify=arm_emulator.ca_bundle, timeout=30)
-    documented = sorted(data["responses"])
+    documented = data["statuses"]
     assert str(answer.status_code) in documented, f"{method} {path}: {answer.status_code} {answer.text[:500]} (documented: {documented})"
