@@ -18,6 +18,13 @@ PREFIX_DEFAULTS = {
     'on_failure': 'withdraw',
     'prepend': 3,
     'drain_withdraw_after': 60.0,
+    # Flap damping (state.Damping): more than flap_threshold withdraw->announce cycles in flap_window
+    # seconds hold the next announcement down flap_hold seconds, doubled per further flap, at most
+    # flap_hold_max; 0: off.
+    'flap_threshold': 5,
+    'flap_window': 60.0,
+    'flap_hold': 10.0,
+    'flap_hold_max': 300.0,
 }
 GLOBAL_DEFAULTS = {
     'bird_socket': '/run/bird/bird.ctl',
@@ -181,6 +188,12 @@ def validate_prefix(spec, path):
     _number(spec, 'fall', path, 1, 1000, integer=True)
     _number(spec, 'prepend', path, 1, 10, integer=True)
     _number(spec, 'drain_withdraw_after', path, 0, 86400)
+    _number(spec, 'flap_threshold', path, 0, 1000, integer=True)
+    _number(spec, 'flap_window', path, 1, 86400)
+    _number(spec, 'flap_hold', path, 1, 86400)
+    _number(spec, 'flap_hold_max', path, 1, 86400)
+    if spec['flap_hold_max'] < spec['flap_hold']:
+        _fail(path + '.flap_hold_max', 'must not be less than flap_hold (%s)' % spec['flap_hold'], spec['flap_hold_max'])
     if spec['on_failure'] not in ON_FAILURE:
         _fail(path + '.on_failure', 'must be one of %s' % ', '.join(ON_FAILURE), spec['on_failure'])
     checks = spec.get('checks')

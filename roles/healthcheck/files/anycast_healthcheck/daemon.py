@@ -34,7 +34,7 @@ class Daemon:
         self.exit_code = 0
         self.announcer = None
         self.endpoints = Endpoints({'control': self.handle_control, 'metrics': self.handle_metrics})
-        self.drain_timers = {}
+        self.timers = {}  # prefix -> the timer of its next change without a probe (a hold-down or drain ends)
         self.ticker = Ticker()
         self.engine = None
 
@@ -45,7 +45,20 @@ class Daemon:
         for prefix in prefixes:
             self.metrics.observe(prefix, results)
             if flip:
+                self.flap_damping(prefix, flip)
                 self.evaluate(prefix, flip, results)
+
+    def flap_damping(self, prefix, flip):
+        """Feed a health flip to the prefix's flap damping; count a flap, log a hold-down it starts."""
+        damping = self.prefixes[prefix].damping
+        hold = damping.flipped(flip, time.time())
+        if hold is None:
+            return
+        self.metrics.flaps[prefix] = self.metrics.flaps.get(prefix, 0) + 1
+        if hold:
+            spec = damping.spec
+            log('hold_down', prefix=prefix, seconds=hold, until=round(damping.held_until, 3),
+                flaps=len(damping.flaps), window=spec['flap_window'], threshold=spec['flap_threshold'])
 
     def evaluate(self, prefix, reason, results=None):
         """Recompute a prefix's value; on change log one line, count it and push it to BIRD."""
@@ -56,7 +69,7 @@ class Daemon:
             self.announced[prefix] = new
         else:
             self.announced.pop(prefix, None)
-        self._arm_drain_timer(prefix)
+        self._arm_timer(prefix)
         if new == old:
             return
         self.metrics.changed(prefix, time.time(), new, reason)
@@ -66,15 +79,15 @@ class Daemon:
         if not self.stopping.is_set():
             self.announcer.push(self.announced)
 
-    def _arm_drain_timer(self, prefix):
-        timer = self.drain_timers.pop(prefix, None)
+    def _arm_timer(self, prefix):
+        timer = self.timers.pop(prefix, None)
         if timer:
             timer.cancel()
         state = self.prefixes.get(prefix)
-        deadline = state.drain_deadline() if state else None
-        if deadline is not None and self.announced.get(prefix):
-            delay = max(0.0, deadline - time.time())
-            self.drain_timers[prefix] = asyncio.get_running_loop().call_later(delay, self.evaluate, prefix, 'drain-timeout')
+        change = state.next_change(time.time(), self.announced.get(prefix)) if state else None
+        if change is not None:
+            delay = max(0.0, change[0] - time.time())
+            self.timers[prefix] = asyncio.get_running_loop().call_later(delay, self.evaluate, prefix, change[1])
 
     def request_stop(self, code=0):
         """End the daemon (withdrawing everything on the way out) with this exit code."""
@@ -131,6 +144,8 @@ class Daemon:
         view = self.announcer.view or {'values': {}, 'exported': {}}
         return {p: {'state': state_name(s.value(now)), 'value': s.value(now), 'healthy': s.health.healthy,
                     'drained': s.drained_at is not None, 'drain_withdraw_at': s.drain_deadline(),
+                    'held_down_until': round(s.damping.held_until, 3) if s.damping.held(now) else None,
+                    'flaps_in_window': len(s.damping.recent(now)),
                     'bird_value': view['values'].get(p), 'exported': bool(view['exported'].get(p)),
                     'exported_to': view['exported'].get(p, []), 'checks': self.runner_of[p].last_results}
                 for p, s in self.prefixes.items()}
@@ -197,7 +212,7 @@ class Daemon:
     def install(self, config):
         """Create, keep or update runners and prefixes to match a (new) configuration.
 
-        A prefix keeps its drain switch; a group whose checks and timing did not change
+        A prefix keeps its drain switch and flap damping; a group whose checks and timing did not change
         keeps its runner, counters and health; a changed one starts new counters but
         keeps the prefix's health (no needless withdraw on a reload).
         """
@@ -217,10 +232,7 @@ class Daemon:
                 self.runners[key] = runner
             runner.prefixes.append(prefix)
             self.runner_of[prefix] = runner
-            state = Prefix(spec, runner.health)
-            if prefix in old_prefixes:
-                state.drained_at, state.drain_after = old_prefixes[prefix].drained_at, old_prefixes[prefix].drain_after
-            self.prefixes[prefix] = state
+            self.prefixes[prefix] = Prefix(spec, runner.health, old_prefixes.get(prefix))
         for runner in old_runners.values():
             runner.stop()
         return started

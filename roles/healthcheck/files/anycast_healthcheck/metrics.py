@@ -43,6 +43,7 @@ class Metrics:
         self.reconcile_repairs = 0
         self.failsafe_file = None    # the last-resort record (counts survive restarts)
         self.withdraws = {}          # (prefix, reason) -> withdraws
+        self.flaps = {}              # prefix -> withdraw->announce cycles (flap damping counts them)
         self.region_nvas = 0         # NVAs configured in the region (0: not said)
         self.conntrack_dir = CONNTRACK_DIR
 
@@ -84,6 +85,12 @@ class Metrics:
         reasons = sorted(set(WITHDRAW_REASONS) | {r for _p, r in self.withdraws})
         family('withdraws_total', 'counter', 'Changes to withdrawn since the daemon started, by reason (the state_change log line\'s).',
                [(_labels(prefix=p, reason=r), self.withdraws.get((p, r), 0)) for p in machines for r in reasons])
+        family('flaps_total', 'counter', 'Withdraw->announce cycles (health back after a fall) since the daemon started.',
+               [(_labels(prefix=p), self.flaps.get(p, 0)) for p in machines])
+        family('held_down', 'gauge', 'Flap damping holds the announcement of the prefix down (1) or not (0).',
+               [(_labels(prefix=p), int(m.damping.held(now))) for p, m in machines.items()])
+        family('held_down_until_timestamp_seconds', 'gauge', 'Unix time the hold-down of the prefix ends (0: not held down).',
+               [(_labels(prefix=p), m.damping.held_until if m.damping.held(now) else 0) for p, m in machines.items()])
         family('drain_start_timestamp_seconds', 'gauge', 'Unix time the drain of the prefix began (0: not drained).',
                [(_labels(prefix=p), m.drained_at or 0) for p, m in machines.items()])
         family('last_change_timestamp_seconds', 'gauge', 'Unix time of the last state change (0: none yet).',

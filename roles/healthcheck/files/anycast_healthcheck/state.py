@@ -57,14 +57,63 @@ class Health:
         return self.spec['interval']
 
 
-class Prefix:
-    """Announcement decision of one prefix: health, `on_failure` and the drain switch."""
+class Damping:
+    """Flap damping of one prefix: a hold-down before it is announced again after repeated flaps.
 
-    def __init__(self, spec, health):
+    A flap is a withdraw->announce cycle: the health rising again after a fall. With more than
+    `flap_threshold` flaps in the last `flap_window` seconds, the announcement waits: `flap_hold`
+    seconds for the first flap over the threshold, doubled for each further one, at most
+    `flap_hold_max`. A flap during a hold-down starts a longer one; a hold-down is never shortened.
+    Flaps older than the window are forgotten, so a prefix stable for a window is announced after
+    `rise` again. Only announcing waits: a withdraw is never delayed. `flap_threshold` 0: off
+    (flaps are still counted).
+    """
+
+    def __init__(self, spec, previous=None):
+        self.spec = spec
+        self.flaps = list(previous.flaps) if previous else []  # times of the flaps in the window
+        self.fell = previous.fell if previous else False      # the health fell since the last rise
+        self.held_until = previous.held_until if previous else None
+
+    def flipped(self, flip, now):
+        """Feed a 'rise' or 'fall' of the health; return the hold-down (seconds, 0.0 for none) a flap
+        starts, or None when this was no flap (a fall, or the first rise)."""
+        if flip != 'rise':
+            self.fell = self.fell or flip == 'fall'
+            return None
+        if not self.fell:
+            return None
+        self.fell = False
+        self.flaps = self.recent(now) + [now]
+        over = len(self.flaps) - self.spec['flap_threshold']
+        if not self.spec['flap_threshold'] or over <= 0:
+            return 0.0
+        hold = min(self.spec['flap_hold'] * 2 ** min(over - 1, 40), self.spec['flap_hold_max'])
+        self.held_until = max(self.held_until or 0.0, now + hold)
+        return hold
+
+    def recent(self, now):
+        """The times of the flaps in the window that ends now."""
+        return [t for t in self.flaps if t > now - self.spec['flap_window']]
+
+    def held(self, now):
+        """True while a hold-down runs."""
+        return self.held_until is not None and now < self.held_until
+
+
+class Prefix:
+    """Announcement decision of one prefix: health, flap damping, `on_failure` and the drain switch.
+
+    `previous`: the same prefix before a reload, whose drain switch and flap damping it keeps.
+    """
+
+    def __init__(self, spec, health, previous=None):
         self.spec = spec
         self.health = health
-        self.drained_at = None
-        self.drain_after = None  # this drain's own withdraw delay; None: the prefix's drain_withdraw_after
+        self.drained_at = previous.drained_at if previous else None
+        # this drain's own withdraw delay; None: the prefix's drain_withdraw_after
+        self.drain_after = previous.drain_after if previous else None
+        self.damping = Damping(spec, previous.damping if previous else None)
 
     def drain(self, now, withdraw_after=None):
         """Start draining (a second drain keeps the first start time; a given delay replaces the last one)."""
@@ -84,15 +133,29 @@ class Prefix:
             return None
         return self.drained_at + (self.spec['drain_withdraw_after'] if self.drain_after is None else self.drain_after)
 
+    def next_change(self, now, announced):
+        """(time, reason) at which the value changes without a probe (a hold-down or a drain ends), or None.
+
+        `announced`: the value in force (a drain's withdraw is due only while something is announced).
+        """
+        if self.damping.held(now):
+            return self.damping.held_until, 'hold-down-end'
+        deadline = self.drain_deadline()
+        if deadline is not None and announced:
+            return deadline, 'drain-timeout'
+        return None
+
     def value(self, now):
         """Announce value for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times."""
         prepended = 1 + self.spec['prepend']
+        # A hold-down keeps a healthy prefix as if it were still failing; it never delays a withdraw.
+        up = self.health.healthy and not self.damping.held(now)
         if self.drained_at is not None:
             # Drain: de-prefer first so traffic moves gently, withdraw after the delay.
-            if now >= self.drain_deadline() or not self.health.healthy:
+            if now >= self.drain_deadline() or not up:
                 return 0
             return prepended
-        if self.health.healthy:
+        if up:
             return 1
         # on_failure=prepend keeps a de-preferred route, but only once the target has been
         # healthy: at start nothing is announced (fail closed).
