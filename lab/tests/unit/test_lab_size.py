@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from anycast_lab import inventory
-from anycast_lab.arm.validation import MAX_BGP_CONNECTIONS
+from anycast_lab.arm.route_server_validation import MAX_BGP_CONNECTIONS
 from anycast_lab.hosts import LabError
 from anycast_lab.hosts import spec as spec_mod
 from anycast_lab.lab import Lab

@@ -1,8 +1,9 @@
 """Well-formed but impossible requests, sent directly with the real SDK: the emulator refuses each the way ARM does
 (status and error code), so a module that forgets one of its own checks fails against it, and stores nothing.
 
-Where ARM's exact code could not be found the code is the emulator's own (see the comment over the codes in
-anycast_lab/arm/validation.py); a route table in another region than its subnet gets ARM's InvalidResourceReference."""
+Where ARM's exact code could not be found the code is the emulator's own (see the comments over the codes in
+anycast_lab/arm/validation.py and route_server_validation.py); a route table in another region than its subnet gets
+ARM's InvalidResourceReference."""
 import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.network import models
