@@ -40,7 +40,7 @@ import time
 
 import ahc_anchor
 import labbench
-from anycast_lab.regions import birdconf, plan, routers
+from anycast_lab.regions import birdconf, convergence, plan, routers
 from anycast_lab.regions.traffic import Traffic, settled
 
 RATE = 50.0
@@ -599,6 +599,9 @@ def main():
     parser.add_argument("--region", default="westeurope", help="region whose application fails (default %(default)s)")
     parser.add_argument("--flap-host", default="ne-nva2", help="NVA of the other region for the flap part (default %(default)s)")
     parser.add_argument("--flap-probes", type=int, default=2000, help="(default %(default)s)")
+    parser.add_argument("--convergence-delay", type=float, default=0.0,
+                        help="seconds the lab's ExpressRoute edge holds the updates it passes to on-premises, as Azure "
+                             "takes to converge (default %(default)s; put back to 0 at the end)")
     args = parser.parse_args()
     region = plan.region(args.region)
     flap_host = args.flap_host
@@ -622,6 +625,8 @@ def main():
             topo.service_stop(f"{item.short}-app", "web")
             topo.service_start(f"{item.short}-app", "web")
         raw["backend"] = "lab/anycast_lab/hosts/httpd.py: HTTP/1.1 keep-alive, idle timeout 75 s (nginx's defaults)"
+        raw["convergence_delay_s"] = args.convergence_delay
+        convergence.write_delay(handle.base, args.convergence_delay)
         flap = None
         if args.part in ("all", "flap"):
             # The other region's NVA: runs beside the failover trials without sharing anything with them.
@@ -636,6 +641,7 @@ def main():
         finally:
             if flap is not None:
                 flap.join()
+            convergence.write_delay(handle.base, 0)
         log(f"lab held {time.monotonic() - started:.0f} s")
     finish(raw)
     return 0

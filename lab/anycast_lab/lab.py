@@ -18,7 +18,7 @@ from .hosts.topology import Topology, teardown
 from .hosts.util import LabError, log, running_pid, start_background, stop_background
 from .inventory import default_dir as inventory_dir, inventory_path
 from .paths import LAB_DIR, REPO, lab_dir
-from .regions import labspec, plan, routers, routes, sync, traffic, wiring
+from .regions import convergence, labspec, plan, routers, routes, sync, traffic, wiring
 
 __all__ = ["Lab", "demo", "inventory_path", "site_playbook"]
 
@@ -33,11 +33,14 @@ class Lab:
 
     `nvas`: the size `up` brings the lab up with: NVAs per region (1-8), the same for both ('2', 2) or one per region
     ('westeurope=1,northeurope=2', or a dict); None = $ANYCAST_LAB_NVAS, else 2.
+    `convergence_delay`: seconds the edge holds what it tells on-premises (regions/convergence.py); None keeps the
+    lab's current delay (0 on a fresh lab).
     """
 
-    def __init__(self, base=None, nvas=None):
+    def __init__(self, base=None, nvas=None, convergence_delay=None):
         self.base = base or lab_dir()
         self.nvas = nvas
+        self.convergence_delay = convergence_delay
         self.arm_dir = os.path.join(self.base, "arm")
         self.state_file = os.path.join(self.arm_dir, "state.json")
         self.pid_file = os.path.join(self.arm_dir, "emulator.pid")
@@ -119,6 +122,8 @@ class Lab:
         timings["emulator"] = time.monotonic() - step
 
         step = time.monotonic()
+        if self.convergence_delay is not None:
+            convergence.write_delay(self.base, self.convergence_delay)
         labspec.write(self.base, nvas)
         sync.apply(self.state_file, self.base, fabric_too=False)
         log("topology: namespaces, segments, NVA hosts and services")
@@ -127,6 +132,7 @@ class Lab:
 
         step = time.monotonic()
         wiring.apply(nvas)
+        convergence.install_redirect(self.base)
         sync.apply(self.state_file, self.base, force=True)
         self.wait_sessions(CORE_SESSIONS, timeout=60)
         timings["bgp"] = time.monotonic() - step
@@ -156,7 +162,8 @@ class Lab:
         # The next `up` starts from a fresh Azure (no peers, forwarding off, branch-to-branch off) and fresh configs.
         # Kept: the emulator's CA (tls/), the SSH key and the logs.
         for path in (self.state_file, os.path.join(self.arm_dir, "requests.log"), self.spec_file, os.path.join(self.base, "seed.json"),
-                     os.path.join(self.base, "sync.lock"), plan.size_file(self.base)):
+                     os.path.join(self.base, "sync.lock"), plan.size_file(self.base),
+                     convergence.delay_file(self.base)):
             if os.path.exists(path):
                 os.unlink(path)
         for path in (os.path.join(self.base, "bird"), os.path.join(self.base, "fabric"), inventory_dir(self.base)):
@@ -169,6 +176,7 @@ class Lab:
         print(f"ARM emulator: {'running' if running_pid(self.pid_file) else 'stopped'} ({self.endpoint}, state {self.state_file})")
         size = self.size()
         print(f"size: {plan.described(size)}" if size else "size: none recorded (down)")
+        print(f"convergence delay: {convergence.read_delay(convergence.delay_file(self.base)):g} s (edge to on-premises)")
         if not os.path.exists(os.path.join(self.base, "topology.json")):
             print("topology: down")
             return

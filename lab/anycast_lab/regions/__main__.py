@@ -5,6 +5,7 @@
   python -m anycast_lab.regions peer-state HUB CONN PEER_IP      (--peer-state-cmd; prints Connected|Connecting)
   python -m anycast_lab.regions render DIR [--nvas N]          (write the topology spec, the ARM seed and the fixed BIRD configs)
   python -m anycast_lab.regions birdc ROUTER ARGS...           (e.g. birdc onprem show route all)
+  python -m anycast_lab.regions convergence-delay [SECONDS]    (show or set how late on-premises hears of a change)
 """
 import argparse
 import json
@@ -12,7 +13,8 @@ import os
 import sys
 
 from ..hosts.util import LabError
-from . import birdconf, labspec, plan, routers, routes, sync
+from ..paths import lab_dir
+from . import birdconf, convergence, labspec, plan, routers, routes, sync
 
 
 def render(directory, nvas=None):
@@ -46,6 +48,8 @@ def main(argv=None):
     p = sub.add_parser("birdc", help="run birdc against one of the lab's routers")
     p.add_argument("router", choices=routers.names())
     p.add_argument("args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("convergence-delay", help="show or set the seconds the edge holds the updates it passes to on-premises")
+    p.add_argument("seconds", type=float, nargs="?", help=f"0 to {convergence.MAX_DELAY:g}; none: show the current delay")
     args = parser.parse_args(argv)
     try:
         if args.command == "sync":
@@ -59,6 +63,10 @@ def main(argv=None):
             render(args.dir, None if args.nvas is None else plan.parse_sizes(args.nvas, "--nvas"))
         elif args.command == "peer-state":
             print(routes.peer_state(args.hub, args.peer_ip))
+        elif args.command == "convergence-delay":
+            if args.seconds is not None:
+                convergence.write_delay(lab_dir(), args.seconds)
+            print(f"{convergence.read_delay(convergence.delay_file(lab_dir())):g}")
         else:
             sys.stdout.write(routers.birdc(args.router, *args.args, check=False))
     except LabError as exc:

@@ -75,12 +75,17 @@ def edge():
     for reg in plan.REGIONS:
         table = f"t_{reg.short}"
         lines += [f"ipv4 table {table};",
-                  f"protocol kernel k_{reg.short} {{ kernel table {edge_table(reg)}; ipv4 {{ table {table}; import none; export all; }}; }}"]
+                  f"protocol kernel k_{reg.short} {{ kernel table {edge_table(reg)}; ipv4 {{ table {table}; import none; "
+                  "export where source != RTS_DEVICE; }; }",
+                  # The on-premises link in the region's table: the multihop session below resolves its next hops there.
+                  f'protocol direct d_{reg.short} {{ ipv4 {{ table {table}; }}; interface "op-{reg.short}"; }}']
         for instance in (0, 1):
             lines.append(f"protocol bgp rs_{reg.short}{instance} {{ local {reg.er_addr('edge')} as {plan.ER_ASN}; "
                          f"neighbor {reg.er_addr(instance)} as {plan.RS_ASN}; {FAST_CONNECT} ipv4 {{ table {table}; import all; export filter to_azure; }}; }}")
+        # Multihop only so that BIRD does not bind the socket to the link: the connection goes through the relay
+        # (convergence.py).
         lines.append(f"protocol bgp op_{reg.short} {{ local {reg.onprem_addr('edge')} as {plan.ER_ASN}; "
-                     f"neighbor {reg.onprem_addr('onprem')} as {plan.ONPREM_ASN}; {FAST_CONNECT} "
+                     f"neighbor {reg.onprem_addr('onprem')} as {plan.ONPREM_ASN}; multihop; {FAST_CONNECT} "
                      f"ipv4 {{ table {table}; import all; export filter to_onprem; }}; }}")
     return "\n".join(lines) + "\n"
 
@@ -93,6 +98,8 @@ def onprem():
              f"protocol static lan {{ ipv4; route {plan.ONPREM_PREFIX} unreachable; }}",
              "protocol kernel { merge paths on; ipv4 { import none; export where source = RTS_BGP; }; }"]
     for reg in plan.REGIONS:
+        # Passive: the edge connects, through the relay that models Azure's convergence time (convergence.py).
         lines.append(f"protocol bgp er_{reg.short} {{ local {reg.onprem_addr('onprem')} as {plan.ONPREM_ASN}; "
-                     f"neighbor {reg.onprem_addr('edge')} as {plan.ER_ASN}; {FAST_CONNECT} ipv4 {{ import all; export where source = RTS_STATIC; }}; }}")
+                     f"neighbor {reg.onprem_addr('edge')} as {plan.ER_ASN}; passive on; "
+                     f"ipv4 {{ import all; export where source = RTS_STATIC; }}; }}")
     return "\n".join(lines) + "\n"

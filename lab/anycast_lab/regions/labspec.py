@@ -6,10 +6,12 @@ between the VM and the region's fabric (Azure has no shared L2: each NIC talks t
 import ipaddress
 import json
 import os
+import sys
 
 import yaml
 
-from . import plan, routers
+from ..paths import lab_dir
+from . import convergence, plan, routers
 
 MGMT_BRIDGE = "anl-mgmt"
 MGMT_ADDRESS = "198.18.0.1/24"
@@ -71,8 +73,10 @@ def _region_nodes(region):
     return nodes, segments
 
 
-def spec(nvas=None):
-    """The topology spec (host machinery format, see lab/anycast_lab/hosts/README.md) for `nvas` NVAs per region (None: the lab's size)."""
+def spec(nvas=None, base=None):
+    """The topology spec (host machinery format, see lab/anycast_lab/hosts/README.md) for `nvas` NVAs per region (None: the lab's size).
+
+    `base`: the lab dir the convergence delay file is in (default: the running lab's)."""
     nodes, segments = [], []
     edge_ifs, onprem_ifs = [], []
     forwarding = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.default.rp_filter": 0}
@@ -88,8 +92,12 @@ def spec(nvas=None):
     segments.append("lan")
     onprem_ifs.append({"name": "lan", "segment": "lan", "address": _cidr(plan.CLIENT_GW, plan.CLIENT_NET)})
     nodes += [
+        # The relay that delays what the edge tells on-premises (convergence.py) starts before the edge's BIRD.
         {"name": "er", "kind": "netns", "interfaces": edge_ifs, "sysctls": forwarding,
-         "services": [{"name": "bird", "kind": "bird", "config": routers.conf_rel("er")}]},
+         "services": [{"name": "convergence", "kind": "command",
+                       "argv": [sys.executable, "-m", "anycast_lab.regions.convergence",
+                                "--delay-file", convergence.delay_file(base or lab_dir())]},
+                      {"name": "bird", "kind": "bird", "config": routers.conf_rel("er")}]},
         # ECMP on-premises hashes on ports too, as a router spreading flows by 5-tuple would.
         {"name": "onprem", "kind": "netns", "interfaces": onprem_ifs, "sysctls": dict(forwarding, **{"net.ipv4.fib_multipath_hash_policy": 1}),
          "services": [{"name": "bird", "kind": "bird", "config": routers.conf_rel("onprem")}]},
@@ -128,7 +136,7 @@ def write(directory, nvas=None):
     """Write the topology spec (lab.yml), the seed (seed.json) and the fixed BIRD configs into `directory`."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "lab.yml"), "w", encoding="utf-8") as handle:
-        yaml.safe_dump(spec(nvas), handle, sort_keys=False)
+        yaml.safe_dump(spec(nvas, directory), handle, sort_keys=False)
     with open(os.path.join(directory, "seed.json"), "w", encoding="utf-8") as handle:
         json.dump(seed(nvas), handle, indent=1)
     for name, text in routers.fixed_configs().items():
