@@ -126,6 +126,8 @@ def start_daemon(tmp_path, daemon_path, checks, settings=None, nofile=None, **ti
         'drain_file': str(tmp_path / 'drain.json'), 'metrics_listen': '127.0.0.1:%d' % metrics_port,
         'metrics_textfile': str(tmp_path / 'anycast_healthcheck.prom'),
         'prefixes': [dict(prefix=PREFIX, checks=checks, **timing)],
+        # Not this machine's NAT table, forwarding or conntrack (test_selfcheck.py); BGP from the FakeBird.
+        'self_checks': {'nat_table': False, 'ip_forward': False, 'conntrack': False},
     }
     config.update(settings or {})
     config_path = tmp_path / 'config.json'
@@ -319,6 +321,7 @@ def test_a_hung_backend_is_withdrawn_about_as_fast_as_a_dead_one(tmp_path, daemo
 
 def keepalive_daemon(tmp_path, daemon_path, idle_timeout=30, **timing):
     """A daemon whose one HTTP check probes a keep-alive backend; returns (ctx, listener, record)."""
+    timing.setdefault('fresh_interval', 0)  # the kept connection alone, unless a test asks for fresh probes
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))
     listener.listen(128)

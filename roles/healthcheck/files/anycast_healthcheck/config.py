@@ -25,6 +25,9 @@ PREFIX_DEFAULTS = {
     'flap_window': 60.0,
     'flap_hold': 10.0,
     'flap_hold_max': 300.0,
+    # A keep-alive HTTP check probes on a fresh connection at least this often (0: off), so that a
+    # failure of new connections only is caught (scheduler.Runner.fresh_due).
+    'fresh_interval': 2.0,
 }
 GLOBAL_DEFAULTS = {
     'bird_socket': '/run/bird/bird.ctl',
@@ -41,6 +44,17 @@ GLOBAL_DEFAULTS = {
     'withdraw_deadline': 5.0,
     # NVAs configured in this NVA's region, shown as a metric for the alert on fewer NVAs announcing (0: not shown).
     'region_nvas': 0,
+}
+# NVA self-checks (selfcheck.py): one failing withdraws every prefix. sync: only where state sync is configured.
+SELF_CHECK_DEFAULTS = {
+    'nat_table': True,
+    'ip_forward': True,
+    'conntrack': True,
+    'conntrack_headroom': 10,  # percent of nf_conntrack_max that must stay free
+    'bgp': True,
+    'sync': False,
+    'nat_status_file': '/run/anycast-healthcheck-nat/status',
+    'sync_units': ['anycast-sync-relay.service', 'conntrackd.service'],
 }
 CHECK_KEYS = {
     'tcp': {'type', 'name', 'host', 'port'},
@@ -188,6 +202,7 @@ def validate_prefix(spec, path):
     _number(spec, 'fall', path, 1, 1000, integer=True)
     _number(spec, 'prepend', path, 1, 10, integer=True)
     _number(spec, 'drain_withdraw_after', path, 0, 86400)
+    _number(spec, 'fresh_interval', path, 0, 3600)
     _number(spec, 'flap_threshold', path, 0, 1000, integer=True)
     _number(spec, 'flap_window', path, 1, 86400)
     _number(spec, 'flap_hold', path, 1, 86400)
@@ -207,12 +222,32 @@ def validate_prefix(spec, path):
     return spec
 
 
+def validate_self_checks(config):
+    """Validate config['self_checks'] in place (adding defaults)."""
+    checks = config.setdefault('self_checks', {})
+    if not isinstance(checks, dict):
+        _fail('self_checks', 'must be a mapping', checks)
+    _unknown_keys(checks, SELF_CHECK_DEFAULTS, 'self_checks')
+    for key, value in SELF_CHECK_DEFAULTS.items():
+        checks.setdefault(key, json.loads(json.dumps(value)))
+    for key in ('nat_table', 'ip_forward', 'conntrack', 'bgp', 'sync'):
+        if not isinstance(checks[key], bool):
+            _fail('self_checks.' + key, 'must be true or false', checks[key])
+    _number(checks, 'conntrack_headroom', 'self_checks', 1, 99, integer=True)
+    if not isinstance(checks['nat_status_file'], str) or not checks['nat_status_file'].startswith('/'):
+        _fail('self_checks.nat_status_file', 'must be an absolute path', checks['nat_status_file'])
+    units = checks['sync_units']
+    if not isinstance(units, list) or not units or not all(isinstance(u, str) and u for u in units):
+        _fail('self_checks.sync_units', 'must be a non-empty list of systemd unit names', units)
+
+
 def validate_config(raw):
     """Validate a whole configuration (a dict from JSON); return it with defaults filled in."""
     if not isinstance(raw, dict):
         _fail('config', 'must be a JSON object', None)
     config = json.loads(json.dumps(raw))  # deep copy: never change the caller's data
-    _unknown_keys(config, set(GLOBAL_DEFAULTS) | {'prefixes'}, 'config')
+    _unknown_keys(config, set(GLOBAL_DEFAULTS) | {'prefixes', 'self_checks'}, 'config')
+    validate_self_checks(config)
     for key, value in GLOBAL_DEFAULTS.items():
         config.setdefault(key, value)
     for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'drain_file'):

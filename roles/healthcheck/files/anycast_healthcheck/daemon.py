@@ -9,12 +9,13 @@ import signal
 import time
 
 from .announce import atomic_write, read_text
-from .announcer import Announcer
+from .announcer import Announcer, read_failsafe
 from .config import ConfigError, load_config
 from .endpoints import Endpoints, read_control_request, read_http_request
 from .engine import probe_engine
 from .metrics import Metrics
 from .scheduler import Runner, Ticker
+from .selfcheck import SelfChecks
 from .state import Health, Prefix, health_key, state_name
 from .util import log, sd_notify
 
@@ -37,6 +38,7 @@ class Daemon:
         self.timers = {}  # prefix -> the timer of its next change without a probe (a hold-down or drain ends)
         self.ticker = Ticker()
         self.engine = None
+        self.self_checks = None  # the NVA's self-checks (selfcheck.SelfChecks), set by run() and reload()
 
     # -- decisions -------------------------------------------------------
 
@@ -93,6 +95,28 @@ class Daemon:
         """End the daemon (withdrawing everything on the way out) with this exit code."""
         self.exit_code = code
         self.stopping.set()
+
+    # -- NVA self-checks ---------------------------------------------------
+
+    def use_self_checks(self, self_checks):
+        """Make `self_checks` the ones the prefixes (installed next) and the metrics use."""
+        self.self_checks = self_checks
+        self.metrics.self_checks = self_checks.results
+
+    async def _self_check_loop(self):
+        """Every reconcile_interval: run the self-checks; when their verdict changes every prefix is
+        re-evaluated (withdrawn while one fails) and its health counts from zero: `rise` passes to come back."""
+        while True:
+            was_ok = self.self_checks.ok
+            disabled = read_failsafe(self.config['failsafe_file'])['disabled']
+            for name in await self.self_checks.run(self.announcer.view, disabled):
+                log('self_check', check=name, **self.self_checks.results[name])
+            if self.self_checks.ok != was_ok:
+                for runner in self.runners.values():
+                    runner.health.restart()
+                for prefix in self.prefixes:
+                    self.evaluate(prefix, 'self-check')
+            await asyncio.sleep(self.config['reconcile_interval'])
 
     # -- drain -------------------------------------------------------------
 
@@ -160,7 +184,8 @@ class Daemon:
                 reply = {'ok': True, 'command': command, 'prefixes': done, 'status': self.status()}
             elif command == 'status':
                 await self.announcer.read_view()  # what BIRD does now, not a second ago
-                reply = {'ok': True, 'status': self.status(), 'endpoints': self.endpoints.state()}
+                reply = {'ok': True, 'status': self.status(), 'endpoints': self.endpoints.state(),
+                         'self_checks': self.self_checks.results}
             else:
                 reply = {'ok': False, 'error': 'unknown command %r' % command}
         except (ValueError, OSError) as exc:
@@ -232,7 +257,7 @@ class Daemon:
                 self.runners[key] = runner
             runner.prefixes.append(prefix)
             self.runner_of[prefix] = runner
-            self.prefixes[prefix] = Prefix(spec, runner.health, old_prefixes.get(prefix))
+            self.prefixes[prefix] = Prefix(spec, runner.health, old_prefixes.get(prefix), self.self_checks)
         for runner in old_runners.values():
             runner.stop()
         return started
@@ -247,6 +272,7 @@ class Daemon:
         removed = [p for p in self.prefixes if p not in {s['prefix'] for s in config['prefixes']}]
         self.config = self.announcer.config = config
         self.metrics.region_nvas = config['region_nvas']
+        self.use_self_checks(SelfChecks(config['self_checks'], self.self_checks))
         for runner in self.install(config):
             runner.start()
         for prefix in removed + list(self.prefixes):
@@ -262,6 +288,7 @@ class Daemon:
         self.metrics.failsafe_file = self.config['failsafe_file']
         self.metrics.region_nvas = self.config['region_nvas']
         self.engine = probe_engine()
+        self.use_self_checks(SelfChecks(self.config['self_checks']))
         self.install(self.config)
         self.load_drains()
         # Fail closed: whatever the file said before, nothing is announced until `rise`.
@@ -271,7 +298,9 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        background = [asyncio.ensure_future(self.announcer.reconcile_loop()), asyncio.ensure_future(self._textfile_loop())]
+        await self.announcer.read_view()  # the BGP self-check's first look
+        background = [asyncio.ensure_future(self.announcer.reconcile_loop()), asyncio.ensure_future(self._textfile_loop()),
+                      asyncio.ensure_future(self._self_check_loop())]
         watchdog_usec = int(os.environ.get('WATCHDOG_USEC', '0') or 0)
         if watchdog_usec:
             background.append(asyncio.ensure_future(self._watchdog(watchdog_usec / 1e6 / 3)))

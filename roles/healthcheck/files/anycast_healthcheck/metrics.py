@@ -2,26 +2,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Counters and gauges in the Prometheus text format."""
 
-import os
-
 from .announcer import read_failsafe
+from .selfcheck import CONNTRACK_DIR, read_conntrack
 from .state import state_name
 
 # Reasons a prefix is withdrawn (its value goes to 0): each prefix shows every one of them from
 # the start, at 0, so that a rate over a fresh counter works. Another reason is shown once it happens.
-WITHDRAW_REASONS = ('fall', 'drain', 'drain-timeout', 'reload', 'stop')
-# The kernel's connection tracking table: entries in use and the table's size (per network namespace).
-CONNTRACK_DIR = '/proc/sys/net/netfilter'
-
-
-def read_conntrack(directory=CONNTRACK_DIR):
-    """(entries, limit) of the conntrack table, or None when they cannot be read (nf_conntrack not loaded)."""
-    try:
-        with open(os.path.join(directory, 'nf_conntrack_count'), encoding='ascii') as count, \
-                open(os.path.join(directory, 'nf_conntrack_max'), encoding='ascii') as limit:
-            return int(count.read()), int(limit.read())
-    except (OSError, ValueError):
-        return None
+WITHDRAW_REASONS = ('fall', 'self-check', 'drain', 'drain-timeout', 'reload', 'stop')
 
 
 def _labels(**labels):
@@ -46,6 +33,7 @@ class Metrics:
         self.flaps = {}              # prefix -> withdraw->announce cycles (flap damping counts them)
         self.region_nvas = 0         # NVAs configured in the region (0: not said)
         self.conntrack_dir = CONNTRACK_DIR
+        self.self_checks = {}        # self-check name -> its last result (selfcheck.SelfChecks.results)
 
     def observe(self, prefix, results):
         """Record the results of one probe round."""
@@ -120,6 +108,8 @@ class Metrics:
         if self.region_nvas:
             family('region_nvas', 'gauge', "NVAs configured in this NVA's region (healthcheck_region_nvas).",
                    [('', self.region_nvas)])
+        family('self_check_ok', 'gauge', 'NVA self-check passing (1) or failing (0); one failing withdraws every prefix.',
+               [(_labels(check=name), int(result['ok'])) for name, result in sorted(self.self_checks.items())])
         conntrack = read_conntrack(self.conntrack_dir)
         if conntrack:
             family('conntrack_entries', 'gauge', "Entries in the kernel's connection tracking table (nf_conntrack_count).",

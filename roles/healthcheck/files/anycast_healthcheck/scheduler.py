@@ -74,6 +74,7 @@ class Runner:
         self.fast = [fast_capable(c) for c in spec['checks']]
         self.kept = [KeptConnection(self.idle_closed) if keeps_connection(c) else None for c in spec['checks']]
         self.early_ok = self.early_next = False
+        self.last_fresh = None  # loop time of the last round on fresh connections (fresh_due)
 
     def start(self):
         """Probe now, then on schedule."""
@@ -114,10 +115,26 @@ class Runner:
         # A round on schedule allows one early round again (see idle_closed).
         self.early_ok, self.early_next = not self.early_next, False
         self.last_start = now
-        rnd = Round(self)
+        rnd = Round(self, self.fresh_due(now))
         self.rounds.add(rnd)
         self._schedule()
         rnd.start()
+
+    def fresh_due(self, now):
+        """True when this round probes the keep-alive checks on fresh connections, not their kept ones.
+
+        So that a failure of new connections only (SYNs dropped, the accept queue full) is seen:
+        when the next round would come later than `fresh_interval` after the last fresh one, and
+        while a failure is being confirmed (a kept connection that still works must not hide it).
+        """
+        every = self.spec['fresh_interval']
+        if not every or not any(self.kept):
+            return False
+        due = (self.last_fresh is None or self.health.fail_run > 0
+               or now + self.health.next_delay() - self.last_fresh > every + 1e-6)
+        if due:
+            self.last_fresh = now
+        return due
 
     def idle_closed(self):
         """The server closed or reset a kept connection between rounds: probe now, not at the next tick.
@@ -147,10 +164,11 @@ class Runner:
 class Round:
     """One probe round of a runner: every check of the group, in parallel; done when all answered."""
 
-    __slots__ = ('runner', 'results', 'pending', 'probes', 'tasks')
+    __slots__ = ('runner', 'results', 'pending', 'probes', 'tasks', 'fresh')
 
-    def __init__(self, runner):
+    def __init__(self, runner, fresh=False):
         self.runner = runner
+        self.fresh = fresh  # on fresh connections: the kept ones stay idle
         self.results = [None] * len(runner.spec['checks'])
         self.pending = len(self.results)
         self.probes, self.tasks = [], []
@@ -162,7 +180,7 @@ class Round:
         for i, check in enumerate(checks):
             done = self._done_at(i)
             if runner.fast[i]:
-                self.probes.append(runner.engine.start(check, timeout, done, runner.kept[i]))
+                self.probes.append(runner.engine.start(check, timeout, done, None if self.fresh else runner.kept[i]))
             else:
                 task = asyncio.ensure_future(run_check_task(check, timeout))
                 task.add_done_callback(lambda t, done=done: t.cancelled() or done(t.result()))

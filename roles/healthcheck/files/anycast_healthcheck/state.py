@@ -12,7 +12,7 @@ def state_name(value):
     return 'announced' if value == 1 else 'prepended'
 
 
-HEALTH_KEYS = ('checks', 'interval', 'fast_interval', 'timeout', 'rise', 'fall')
+HEALTH_KEYS = ('checks', 'interval', 'fast_interval', 'timeout', 'rise', 'fall', 'fresh_interval')
 
 
 def health_key(spec):
@@ -49,6 +49,11 @@ class Health:
                 self.healthy = False
                 return 'fall'
         return None
+
+    def restart(self):
+        """Down, counting from zero (an NVA self-check changed): `rise` passing probes to come back."""
+        self.healthy = False
+        self.ok_run = self.fail_run = 0
 
     def next_delay(self):
         """Seconds to the next probe: fast while a failure of a healthy target is being confirmed."""
@@ -105,11 +110,13 @@ class Prefix:
     """Announcement decision of one prefix: health, flap damping, `on_failure` and the drain switch.
 
     `previous`: the same prefix before a reload, whose drain switch and flap damping it keeps.
+    `nva`: the NVA's self-checks (selfcheck.SelfChecks); while they fail the prefix is withdrawn.
     """
 
-    def __init__(self, spec, health, previous=None):
+    def __init__(self, spec, health, previous=None, nva=None):
         self.spec = spec
         self.health = health
+        self.nva = nva
         self.drained_at = previous.drained_at if previous else None
         # this drain's own withdraw delay; None: the prefix's drain_withdraw_after
         self.drain_after = previous.drain_after if previous else None
@@ -147,6 +154,8 @@ class Prefix:
 
     def value(self, now):
         """Announce value for BIRD: 0 withdrawn, 1 announced, 1+n prepended n times."""
+        if self.nva is not None and not self.nva.ok:
+            return 0  # the NVA itself fails a self-check: fail closed, whatever on_failure says
         prepended = 1 + self.spec['prepend']
         # A hold-down keeps a healthy prefix as if it were still failing; it never delays a withdraw.
         up = self.health.healthy and not self.damping.held(now)
