@@ -91,7 +91,7 @@ def test_self_checks_report_changes_and_gate_every_prefix(tmp_path):
     assert checks.enabled == ['ip_forward'] and checks.ok is False, 'nothing is announced before the first check'
     spec = validate_prefix({'prefix': PREFIX, 'checks': [{'type': 'tcp', 'host': '127.0.0.1', 'port': 80}]}, 'p')
     prefix = Prefix(spec, Health(spec), None, checks)
-    for _ in range(spec['rise']):
+    for _probe in range(spec['rise']):
         prefix.health.record(True)
     assert prefix.value(0) == 0
     original = check_ip_forward.__defaults__
@@ -119,11 +119,11 @@ def test_self_checks_report_changes_and_gate_every_prefix(tmp_path):
 def test_health_restart_needs_rise_again():
     spec = validate_prefix({'prefix': PREFIX, 'checks': [{'type': 'tcp', 'host': '127.0.0.1', 'port': 80}]}, 'p')
     health = Health(spec)
-    flips = [health.record(True) for _ in range(spec['rise'])]
+    flips = [health.record(True) for _probe in range(spec['rise'])]
     assert flips[-1] == 'rise'
     health.restart()
     assert not health.healthy
-    assert [health.record(True) for _ in range(spec['rise'])] == [None] * (spec['rise'] - 1) + ['rise']
+    assert [health.record(True) for _probe in range(spec['rise'])] == [None] * (spec['rise'] - 1) + ['rise']
 
 
 @pytest.mark.parametrize('self_checks, message', [
