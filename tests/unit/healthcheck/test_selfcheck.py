@@ -116,6 +116,15 @@ def test_self_checks_report_changes_and_gate_every_prefix(tmp_path):
         check_ip_forward.__defaults__ = original
 
 
+def test_a_silent_bird_socket_keeps_the_bgp_verdict():
+    conf = dict(CONF, nat_table=False, ip_forward=False, conntrack=False)
+    checks = SelfChecks(conf)
+    assert asyncio.run(checks.run(None)) == ['bgp'] and not checks.ok, 'no answer yet: failed'
+    up = {'sessions': {'route_server_0': True}, 'values': {}, 'exported': {}}
+    assert asyncio.run(checks.run(up)) == ['bgp'] and checks.ok
+    assert asyncio.run(checks.run(None)) == [] and checks.ok, "the announcer's deadline and last resort handle a silent socket"
+
+
 def test_health_restart_needs_rise_again():
     spec = validate_prefix({'prefix': PREFIX, 'checks': [{'type': 'tcp', 'host': '127.0.0.1', 'port': 80}]}, 'p')
     health = Health(spec)

@@ -121,6 +121,10 @@ class SelfChecks:
         now = time.time()
         verdicts = {}
         for name in self.enabled:
+            if name == 'bgp' and view is None and name in self.results:
+                # BIRD's socket silent: the sessions are unknown, the verdict stays. The withdraw deadline and
+                # the last resort deal with a BIRD that cannot be told (before a first answer: failed).
+                continue
             if name == 'bgp':
                 verdicts[name] = check_bgp(self.conf, view, disabled)
             elif name == 'sync':
