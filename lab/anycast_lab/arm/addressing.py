@@ -1,6 +1,6 @@
 """Where a Microsoft.Network resource lives: the types the emulator models, the path grammar, resource ids.
 
-Every resource (children too: subnets, routes, hub ipConfigurations, bgpConnections) is stored flat
+Every resource (children too: subnets, routes, security rules, hub ipConfigurations, bgpConnections) is stored flat
 under its lower-cased id, so one parser serves request paths and the ids given inside bodies.
 """
 
@@ -16,6 +16,8 @@ TYPES = {
     "virtualHubs/bgpConnections": "virtualHubs",
     "routeTables": None,
     "routeTables/routes": "routeTables",
+    "networkSecurityGroups": None,
+    "networkSecurityGroups/securityRules": "networkSecurityGroups",
 }
 _CANONICAL = {key.lower(): key for key in TYPES}
 

@@ -1,14 +1,15 @@
 """Stored bodies and what clients see of them.
 
-A write stores a body with a new etag; rendering adds the embedded children and back-references
-(VNet.subnets, routeTable.routes, routeTable.subnets, subnet.ipConfigurations, hub.bgpConnections...)
-from the flat store, so they are always consistent. Shapes follow the official 2025-07-01 examples.
+A write stores a body with a new etag; rendering adds the embedded children and back-references (VNet.subnets,
+routeTable.routes, routeTable.subnets, NSG.securityRules, defaultSecurityRules and subnets, subnet.ipConfigurations,
+hub.bgpConnections...) from the flat store, so they are always consistent. Shapes follow the official 2025-07-01 examples.
 """
 import copy
 import uuid
 
 from .addressing import PROVIDER, TYPES, arm_type
 from .errors import ArmError
+from .nsg_validation import default_rules
 from .usage import all_ip_configurations, routing_state, subnet_ip_configurations, subnets_using
 
 
@@ -33,6 +34,12 @@ def render(svc, body):
     elif type_key == "routeTables":
         props["routes"] = [render(svc, child) for child in store.children(body["id"], "routes")]
         users = subnets_using(store, body["id"])
+        if users:
+            props["subnets"] = [{"id": subnet_id} for subnet_id in users]
+    elif type_key == "networkSecurityGroups":
+        props["securityRules"] = [render(svc, child) for child in store.children(body["id"], "securityRules")]
+        props["defaultSecurityRules"] = default_rules(body["id"], props["provisioningState"])
+        users = subnets_using(store, body["id"], "networkSecurityGroup")
         if users:
             props["subnets"] = [{"id": subnet_id} for subnet_id in users]
     elif type_key == "virtualHubs":

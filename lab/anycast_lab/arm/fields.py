@@ -1,7 +1,7 @@
 """Checks of single body fields, shared by every type's validation: each error names the field, as ARM does."""
 import ipaddress
 
-from .addressing import arm_type, id_ref
+from .addressing import Ref, arm_type, id_ref
 from .errors import bad_request
 
 # ASNs Azure keeps for itself; a BGP peer may not use them.
@@ -66,3 +66,18 @@ def check_ref(store, value, field, type_key, owner_id):
 
 def reserved_asn(asn):
     return any(low <= asn <= high for low, high in RESERVED_ASNS)
+
+
+def embedded(ref, items, key, child_type, label):
+    """The children a PUT embeds (VNet.subnets, routeTable.routes, NSG.securityRules): a list of objects with unique names (in any letter
+    case). Yields (index, item, the child's Ref), each before the next item is looked at, for the caller to validate."""
+    if not isinstance(items, list):
+        raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}' must be a list.")
+    names = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not item.get("name"):
+            raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}[{index}].name' is required.")
+        if item["name"].lower() in names:
+            raise bad_request("DuplicateResourceName", f"{label} name '{item['name']}' appears twice in 'properties.{key}'.")
+        names.add(item["name"].lower())
+        yield index, item, Ref(ref.sub, ref.rg, child_type, [ref.names[0], item["name"]])

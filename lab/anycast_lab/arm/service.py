@@ -240,7 +240,8 @@ class Service(Operations, RouteListing):
                 if existing and location.replace(" ", "").lower() != existing["location"].replace(" ", "").lower():
                     raise bad_request("InvalidResourceLocation", f"The resource '{ref.names[-1]}' already exists in location "
                                                                  f"'{existing['location']}'; property 'location' cannot change to '{location}'.")
-            embedded = {"subnets": props.pop("_subnets", None), "routes": props.pop("_routes", None)}
+            embedded = {"subnets": props.pop("_subnets", None), "routes": props.pop("_routes", None),
+                        "securityRules": props.pop("_securityRules", None)}
             removed = self._removed_children(ref, embedded)  # checked before anything changes
             props["provisioningState"] = state
             self.store.put(ref.id, new_body(ref, location, props, existing, body.get("tags"), body.get("sku")))
@@ -262,7 +263,7 @@ class Service(Operations, RouteListing):
             return existing is None, op
 
     def _removed_children(self, ref, embedded):
-        """An embedded list (VNet.subnets, routeTable.routes) is authoritative: the children it leaves out go,
+        """An embedded list (VNet.subnets, routeTable.routes, NSG.securityRules) is authoritative: the children it leaves out go,
         unless one is still in use (then the whole PUT is refused)."""
         removed = []
         for child_type, children in embedded.items():

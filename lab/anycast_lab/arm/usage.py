@@ -1,4 +1,4 @@
-"""Who uses what: the IP configurations in a subnet, the subnets on a route table, a hub's routing state.
+"""Who uses what: the IP configurations in a subnet, the subnets on a route table or NSG, a hub's routing state.
 
 Computed from the stored resources whenever asked, never stored, so they cannot drift from the resources.
 """
@@ -31,9 +31,10 @@ def subnet_ip_configurations(store, subnet_id):
     return [ip for ip in all_ip_configurations(store) if ip["subnet"].lower() == (subnet_id or "").lower()]
 
 
-def subnets_using(store, route_table_id):
+def subnets_using(store, resource_id, key="routeTable"):
+    """The subnets whose `key` (routeTable, networkSecurityGroup) references resource_id."""
     return [body["id"] for body in store.find(lambda b: b["type"] == arm_type("virtualNetworks/subnets")
-                                              and b["properties"].get("routeTable", {}).get("id", "").lower() == route_table_id.lower())]
+                                              and b["properties"].get(key, {}).get("id", "").lower() == resource_id.lower())]
 
 
 def routing_state(svc, hub):

@@ -1,16 +1,17 @@
 """Body validation per resource type: what an ARM PUT may store, and what a DELETE must refuse.
 
-A validator returns the properties to store; embedded children (VNet.subnets, routeTable.routes) come back
-as (Ref, properties) pairs under `_subnets` / `_routes` for the write to store as child resources.
+A validator returns the properties to store; embedded children (VNet.subnets, routeTable.routes, NSG.securityRules) come
+back as (Ref, properties) pairs under `_subnets` / `_routes` / `_securityRules` for the write to store as child resources.
 """
 import copy
 import ipaddress
 import uuid
 
-from .addressing import Ref, arm_type, id_ref
+from .addressing import arm_type, id_ref
 from .catalog import normalised
 from .errors import bad_request
-from .fields import check_bool, check_choice, check_ipv4, check_prefix, check_ref, props_of
+from .fields import check_bool, check_choice, check_ipv4, check_prefix, check_ref, embedded, props_of
+from .nsg_validation import validate_child_rule, validate_nsg
 from .route_server_validation import validate_bgp, validate_hub, validate_hub_ipconfig
 from .usage import addresses_of, all_ip_configurations, subnet_ip_configurations, subnets_using
 
@@ -33,45 +34,34 @@ def validate(svc, ref, body, existing):
     props = copy.deepcopy(props_of(body))
     props.pop("provisioningState", None)
     props = _VALIDATORS[ref.type_key](svc, ref, props, existing)
-    _check_route_table_regions(svc, ref, body, existing, props)
+    _check_reference_regions(svc, ref, body, existing, props)
     return props
 
 
-def _check_route_table_regions(svc, ref, body, existing, props):
-    """A subnet may only use a route table of its VNet's region: ARM answers a reference across regions as it answers
-    a missing one (400 InvalidResourceReference, "... and that both resources are in the same region", quoted in
-    MicrosoftDocs/azure-docs#32363 for a subnet's route table and a NIC's subnet)."""
+# What a subnet may reference, by property: (the type, what it is called in messages).
+SUBNET_REFERENCES = {"routeTable": ("routeTables", "route table"), "networkSecurityGroup": ("networkSecurityGroups", "network security group")}
+
+
+def _check_reference_regions(svc, ref, body, existing, props):
+    """A subnet may only use a route table or network security group of its VNet's region: ARM answers a reference across
+    regions as it answers a missing one (400 InvalidResourceReference, "... and that both resources are in the same
+    region", quoted in MicrosoftDocs/azure-docs#32363 for a subnet's route table and a NIC's subnet)."""
     if ref.type_key == "virtualNetworks":
         location = body.get("location") or (existing or {}).get("location")
-        subnets = [(sub_ref, sub_props, f"properties.subnets[{index}].properties.routeTable")
-                   for index, (sub_ref, sub_props) in enumerate(props["_subnets"])]
+        subnets = [(sub_ref, sub_props, f"properties.subnets[{index}].properties") for index, (sub_ref, sub_props) in enumerate(props["_subnets"])]
     elif ref.type_key == "virtualNetworks/subnets":
         location = svc.store.get(ref.parent_id)["location"]
-        subnets = [(ref, props, "properties.routeTable")]
+        subnets = [(ref, props, "properties")]
     else:
         return
     for sub_ref, sub_props, field in subnets:
-        table = svc.store.get(sub_props["routeTable"]["id"]) if sub_props.get("routeTable") else None
-        if table is not None and isinstance(location, str) and normalised(table["location"]) != normalised(location):
-            raise bad_request("InvalidResourceReference", f"Resource {table['id']} referenced by resource {sub_ref.id} was not found. Please make "
-                                                          f"sure that the referenced resource exists, and that both resources are in the same "
-                                                          f"region: property '{field}' names a route table in {table['location']}, the "
-                                                          f"virtual network is in {location}.")
-
-
-def _embedded(ref, items, key, child_type, label):
-    """The children a PUT embeds (VNet.subnets, routeTable.routes): a list of objects with unique names (in any letter
-    case). Yields (index, item, the child's Ref), each before the next item is looked at, for the caller to validate."""
-    if not isinstance(items, list):
-        raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}' must be a list.")
-    names = set()
-    for index, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("name"):
-            raise bad_request("InvalidRequestFormat", f"Property 'properties.{key}[{index}].name' is required.")
-        if item["name"].lower() in names:
-            raise bad_request("DuplicateResourceName", f"{label} name '{item['name']}' appears twice in 'properties.{key}'.")
-        names.add(item["name"].lower())
-        yield index, item, Ref(ref.sub, ref.rg, child_type, [ref.names[0], item["name"]])
+        for key, (_type, label) in SUBNET_REFERENCES.items():
+            target = svc.store.get(sub_props[key]["id"]) if sub_props.get(key) else None
+            if target is not None and isinstance(location, str) and normalised(target["location"]) != normalised(location):
+                raise bad_request("InvalidResourceReference", f"Resource {target['id']} referenced by resource {sub_ref.id} was not found. Please "
+                                                              f"make sure that the referenced resource exists, and that both resources are in the "
+                                                              f"same region: property '{field}.{key}' names a {label} in {target['location']}, the "
+                                                              f"virtual network is in {location}.")
 
 
 def _validate_vnet(svc, ref, props, existing):  # pylint: disable=unused-argument
@@ -81,7 +71,7 @@ def _validate_vnet(svc, ref, props, existing):  # pylint: disable=unused-argumen
     props["addressSpace"] = {"addressPrefixes": [check_prefix(p, "properties.addressSpace.addressPrefixes") for p in space]}
     subnets = props.pop("subnets", [])
     checked = []
-    for index, subnet, sub_ref in _embedded(ref, subnets, "subnets", "virtualNetworks/subnets", "Subnet"):
+    for index, subnet, sub_ref in embedded(ref, subnets, "subnets", "virtualNetworks/subnets", "Subnet"):
         checked.append((sub_ref, _validate_subnet(svc, sub_ref, copy.deepcopy(props_of(subnet)), None,
                                                   vnet_prefixes=props["addressSpace"]["addressPrefixes"],
                                                   siblings=[(s.get("name"), s.get("properties", {})) for s in subnets if s is not subnet],
@@ -114,14 +104,15 @@ def _validate_subnet(svc, ref, props, existing, vnet_prefixes=None, siblings=Non
                               f"Subnet '{ref.names[1]}' ({field}.addressPrefix {prefix}) overlaps subnet '{name}' ({other_net}).")
     props["addressPrefix"] = prefix
     props.pop("addressPrefixes", None)
-    if props.get("routeTable") is not None:
-        props["routeTable"] = {"id": check_ref(svc.store, props["routeTable"], f"{field}.routeTable", "routeTables", ref.id)}
-        if ref.names[1].lower() == "routeserversubnet":
-            raise bad_request(ROUTE_TABLE_ON_ROUTE_SERVER_SUBNET, f"Property '{field}.routeTable': subnet RouteServerSubnet is Route Server's "
-                                                                  "own and cannot have a route table (user-defined routes are not supported "
-                                                                  "on RouteServerSubnet).")
-    else:
-        props.pop("routeTable", None)
+    for key, (type_key, _label) in SUBNET_REFERENCES.items():
+        if props.get(key) is not None:
+            props[key] = {"id": check_ref(svc.store, props[key], f"{field}.{key}", type_key, ref.id)}
+        else:
+            props.pop(key, None)
+    if props.get("routeTable") and ref.names[1].lower() == "routeserversubnet":
+        raise bad_request(ROUTE_TABLE_ON_ROUTE_SERVER_SUBNET, f"Property '{field}.routeTable': subnet RouteServerSubnet is Route Server's "
+                                                              "own and cannot have a route table (user-defined routes are not supported "
+                                                              "on RouteServerSubnet).")
     in_use = [ip for ip in subnet_ip_configurations(svc.store, ref.id) if not ipaddress.IPv4Network(ip["address"]).subnet_of(net)]
     if in_use:
         raise bad_request("InUseSubnetCannotBeDeleted", f"Subnet '{ref.names[1]}' cannot change its address prefix to {prefix}: "
@@ -222,7 +213,7 @@ def _validate_route_table(svc, ref, props, existing):  # pylint: disable=unused-
     if isinstance(routes, list) and len(routes) > MAX_ROUTES:
         raise bad_request(ROUTE_LIMIT_REACHED, f"Property 'properties.routes' lists {len(routes)} routes; a route table holds at most {MAX_ROUTES}.")
     checked = []
-    for index, route, route_ref in _embedded(ref, routes, "routes", "routeTables/routes", "Route"):
+    for index, route, route_ref in embedded(ref, routes, "routes", "routeTables/routes", "Route"):
         checked.append((route_ref, _validate_route(svc, route_ref, copy.deepcopy(props_of(route)), None, f"properties.routes[{index}].properties")))
     props.pop("subnets", None)
     props["_routes"] = checked
@@ -265,6 +256,8 @@ _VALIDATORS = {
     "virtualHubs/bgpConnections": validate_bgp,
     "routeTables": _validate_route_table,
     "routeTables/routes": _validate_child_route,
+    "networkSecurityGroups": validate_nsg,
+    "networkSecurityGroups/securityRules": validate_child_rule,
 }
 
 
@@ -275,6 +268,12 @@ def check_delete(svc, ref, body):
         if users:
             raise bad_request("InUseRouteTableCannotBeDeleted", f"Route table {body['id']} is in use by subnet {users[0]} and cannot be deleted. "
                                                                 "Dissociate it from all subnets first.")
+    if ref.type_key == "networkSecurityGroups":
+        users = subnets_using(svc.store, body["id"], "networkSecurityGroup")
+        if users:
+            raise bad_request("InUseNetworkSecurityGroupCannotBeDeleted", f"Network security group {body['id']} cannot be deleted because it is in "
+                                                                          f"use by the following resources: {', '.join(users)}. In order to delete "
+                                                                          "the Network security group, remove the association with the resource(s).")
     if ref.type_key == "virtualNetworks/subnets":
         users = subnet_ip_configurations(svc.store, body["id"])
         if users:
