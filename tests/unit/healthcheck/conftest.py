@@ -4,8 +4,10 @@ The tests import its modules normally (`from anycast_healthcheck.config import .
 the daemon as the role does, through its launcher (`python3 LAUNCHER --config FILE run`).
 """
 
+import getpass
 import pathlib
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -21,6 +23,21 @@ _DONT_WRITE_BYTECODE, sys.dont_write_bytecode = sys.dont_write_bytecode, True
 import anycast_healthcheck.cli  # noqa: E402,F401  pylint: disable=wrong-import-position,unused-import
 from anycast_healthcheck.config import validate_prefix  # noqa: E402  pylint: disable=wrong-import-position
 sys.dont_write_bytecode = _DONT_WRITE_BYTECODE
+
+
+@pytest.fixture(name='command_runner')
+def fixture_command_runner(tmp_path):
+    """The command runner as the role runs it (`run-commands`), serving this test's user; yields its socket."""
+    path = tmp_path / 'runner.sock'
+    proc = subprocess.Popen([sys.executable, '-I', str(DAEMON), 'run-commands', '--socket', str(path),
+                             '--client-user', getpass.getuser()], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else 'no socket'
+        time.sleep(0.02)
+    yield str(path)
+    proc.terminate()
+    proc.wait(5)
 
 
 def serve_http(listener, answer=b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', delay=0.0, split=None, idle_timeout=None, record=None):

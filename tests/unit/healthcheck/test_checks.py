@@ -98,24 +98,35 @@ def test_tcp_connect_and_refused():
     assert not result['ok'] and '[Errno 111]' in result['detail']  # connection refused
 
 
-def test_command_exit_status_and_timeout():
-    assert check({'type': 'command', 'argv': ['/bin/true']})['ok']
-    assert check({'type': 'command', 'argv': ['/bin/sh', '-c', 'exit 3']})['detail'] == 'exit status 3'
-    slow = check({'type': 'command', 'argv': ['/bin/sleep', '5']}, timeout=0.2)
+def command(argv, runner_socket, timeout=2.0):
+    """Run a command check through the runner at runner_socket (validate_config adds that key)."""
+    spec = dict(validate_check({'type': 'command', 'argv': argv}, 'check'), runner_socket=runner_socket)
+    return asyncio.run(run_check(spec, timeout))
+
+
+def test_command_exit_status_and_timeout(command_runner):
+    assert command(['/bin/true'], command_runner)['ok']
+    assert command(['/bin/sh', '-c', 'exit 3'], command_runner)['detail'] == 'exit status 3'
+    slow = command(['/bin/sleep', '5'], command_runner, timeout=0.2)
     assert not slow['ok'] and slow['detail'] == 'timeout after 0.2s' and slow['seconds'] < 1.0
 
 
-def test_a_command_that_forks_and_hangs_leaves_nothing_behind_its_timeout(tmp_path):
+def test_a_command_that_forks_and_hangs_leaves_nothing_behind_its_timeout(tmp_path, command_runner):
     # The check forks a grandchild that records its pid and hangs, then hangs itself.
     pid_file = tmp_path / 'grandchild.pid'
     script = 'sleep 30 & echo $! > %s; sleep 30' % pid_file
-    result = check({'type': 'command', 'argv': ['/bin/sh', '-c', script]}, timeout=0.3)
+    result = command(['/bin/sh', '-c', script], command_runner, timeout=0.3)
     assert not result['ok'] and result['detail'] == 'timeout after 0.3s'
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 2
     while running(grandchild):
         assert time.monotonic() < deadline, 'the grandchild %d outlived the timeout' % grandchild
         time.sleep(0.01)
+
+
+def test_a_command_check_fails_closed_without_its_runner(tmp_path):
+    result = command(['/bin/true'], str(tmp_path / 'absent.sock'))
+    assert not result['ok'] and 'No such file' in result['detail']
 
 
 def running(pid):

@@ -132,3 +132,20 @@ def test_the_checker_writes_the_file_the_bird_role_has_bird_include(daemon_path)
     healthcheck_vars = yaml.safe_load((roles / 'healthcheck' / 'vars' / 'main.yml').read_text())
     assert validate_config(config())['state_file'] == bird_vars['bird__live_file'] == '/run/anycast-nva/announce.conf'
     assert 'state_file' not in healthcheck_vars['healthcheck__config']
+
+
+def test_default_check_names_and_errors_leave_secrets_out():
+    # A token in a URL's query or user info, or in a command's arguments, must not reach the
+    # check's name (metric labels, logs, status) nor a validation error (Ansible's output).
+    config = validate_config({'prefixes': [{'prefix': '10.250.0.10/32', 'checks': [
+        {'type': 'http', 'url': 'http://user:s3cret-a@10.11.1.4:8080/health?token=s3cret-b#frag'},
+        {'type': 'command', 'argv': ['/usr/local/bin/app-ready', '--token', 's3cret-c']}]}]})
+    names = [check['name'] for check in config['prefixes'][0]['checks']]
+    assert names == ['http://10.11.1.4:8080/health?...', '/usr/local/bin/app-ready']
+    same_program = {'type': 'command', 'argv': ['/bin/check', '--token=s3cret-f']}
+    for checks in ([{'type': 'http', 'url': 'ftp://10.11.1.4/?token=s3cret-d'}],     # a bad URL
+                   [{'type': 'command', 'argv': ['/bin/check', {'token': 's3cret-e'}]}],  # a bad argv
+                   [same_program, dict(same_program, argv=['/bin/check', '-v'])]):      # two default names alike
+        with pytest.raises(ConfigError) as error:
+            validate_config({'prefixes': [{'prefix': '10.250.0.10/32', 'checks': checks}]})
+        assert 's3cret' not in str(error.value), str(error.value)

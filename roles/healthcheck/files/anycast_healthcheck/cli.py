@@ -1,6 +1,6 @@
 # Copyright: anycast.nva contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Command line: run, check-config, withdraw-all, drain, undrain, status."""
+"""Command line: run, run-commands, check-config, withdraw-all, drain, undrain, status."""
 
 import argparse
 import asyncio
@@ -13,6 +13,7 @@ import sys
 from . import __doc__ as PACKAGE_DOC
 from .announce import BirdError, atomic_write, bird_configure, bird_running, bird_view, disable_sessions, render_state
 from .announcer import record_failsafe
+from .commands import serve as serve_commands
 from .config import ConfigError, fallback_paths, load_config
 from .daemon import Daemon
 
@@ -98,6 +99,9 @@ def main(argv=None):
     parser.add_argument('--config', default='/etc/anycast-healthcheck/config.json', help='JSON configuration file')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('run', help='run the daemon (systemd ExecStart)')
+    runner = sub.add_parser('run-commands', help="run the command checks the daemon asks for (the command runner's ExecStart)")
+    runner.add_argument('--socket', required=True, help='Unix socket to listen on')
+    runner.add_argument('--client-user', required=True, help="the daemon's user: the only one served")
     check = sub.add_parser('check-config', help='validate a configuration file and exit (the role uses it as validate:)')
     check.add_argument('file', nargs='?', help='file to check (default: --config)')
     sub.add_parser('withdraw-all', help='write every prefix withdrawn and reconfigure BIRD (systemd ExecStopPost)')
@@ -110,6 +114,9 @@ def main(argv=None):
                              help="withdraw after SECONDS instead of the prefixes' drain_withdraw_after")
     sub.add_parser('status', help="show every prefix: the checker's decision and what BIRD exports (JSON)")
     args = parser.parse_args(argv)
+    if args.command == 'run-commands':  # it reads no configuration: the daemon's can hold check headers
+        _use_pidfd_child_watcher()
+        return asyncio.run(serve_commands(args.socket, args.client_user))
 
     try:
         config = load_config(args.file if args.command == 'check-config' and args.file else args.config)

@@ -34,6 +34,8 @@ GLOBAL_DEFAULTS = {
     'state_file': '/run/anycast-nva/announce.conf',
     'failsafe_file': '/var/lib/anycast-healthcheck/failsafe.json',
     'control_socket': '/run/anycast-healthcheck/control.sock',
+    # The command runner (commands.py) that runs command checks under an identity of their own.
+    'command_runner_socket': '/run/anycast-healthcheck-commands/runner.sock',
     'drain_file': '/var/lib/anycast-healthcheck/drain.json',
     'metrics_listen': '127.0.0.1:9469',
     'metrics_textfile': '',
@@ -71,6 +73,13 @@ class ConfigError(ValueError):
 def _fail(path, message, value=None):
     shown = '' if value is None else ' (got %s)' % json.dumps(value)
     raise ConfigError('%s: %s%s' % (path, message, shown))
+
+
+def shown_url(url):
+    """A URL as logs, metric labels and errors show it: without user info, query or fragment (they can hold secrets)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition('@')[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, '', '')) + ('?...' if parts.query else '')
 
 
 def _number(obj, key, path, low, high, integer=False):
@@ -122,7 +131,7 @@ def _check_http(check, path):
     except ValueError:
         port = -1
     if parts.scheme not in ('http', 'https') or not parts.hostname or port == -1 or port == 0:
-        _fail(path + '.url', 'must be http://IP[:PORT]/PATH or https://... with a port between 1 and 65535', url)
+        _fail(path + '.url', 'must be http://IP[:PORT]/PATH or https://... with a port between 1 and 65535', shown_url(url))
     # An IP, not a name: a DNS outage must not withdraw the anycast prefix (server_name sets the TLS name).
     _ip(parts.hostname, path + '.url (host)')
     status = check.setdefault('expect_status', [200])
@@ -146,16 +155,16 @@ def _check_http(check, path):
             _string(check, key, path)
             if parts.scheme != 'https':
                 _fail('%s.%s' % (path, key), 'only applies to https:// URLs')
-    check.setdefault('name', url)
+    check.setdefault('name', shown_url(url))
 
 
 def _check_command(check, path):
     argv = check.get('argv')
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and a for a in argv):
-        _fail(path + '.argv', 'must be a non-empty list of non-empty strings (no shell)', argv)
+        _fail(path + '.argv', 'must be a non-empty list of non-empty strings (no shell)')  # not shown: it can hold a secret
     if not argv[0].startswith('/'):
         _fail(path + '.argv', 'the program must be an absolute path', argv[0])
-    check.setdefault('name', ' '.join(argv))
+    check.setdefault('name', argv[0])
 
 
 CHECK_VALIDATORS = {'tcp': _check_tcp, 'http': _check_http, 'command': _check_command}
@@ -218,7 +227,8 @@ def validate_prefix(spec, path):
         validate_check(check, '%s.checks[%d]' % (path, i))
     names = [c['name'] for c in checks]
     if len(set(names)) != len(names):
-        _fail(path + '.checks', 'check names must be unique within a prefix', names)
+        _fail(path + '.checks', 'check names must be unique within a prefix: give each a name (the default name leaves '
+              "out a URL's query and a command's arguments, which can hold secrets)", names)
     return spec
 
 
@@ -250,7 +260,7 @@ def validate_config(raw):
     validate_self_checks(config)
     for key, value in GLOBAL_DEFAULTS.items():
         config.setdefault(key, value)
-    for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'drain_file'):
+    for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'command_runner_socket', 'drain_file'):
         if not isinstance(config[key], str) or not config[key].startswith('/'):
             _fail(key, 'must be an absolute path', config[key])
     if not isinstance(config['metrics_textfile'], str) or (config['metrics_textfile'] and not config['metrics_textfile'].startswith('/')):
@@ -271,6 +281,9 @@ def validate_config(raw):
         if spec['prefix'] in seen:
             _fail('prefixes[%d].prefix' % i, 'is listed twice', spec['prefix'])
         seen.add(spec['prefix'])
+        for check in spec['checks']:
+            if check['type'] == 'command':
+                check['runner_socket'] = config['command_runner_socket']
     return config
 
 

@@ -3,11 +3,10 @@
 """Checks as coroutines: HTTPS, command checks, and every check where the engine cannot run it."""
 
 import asyncio
-import os
-import signal
 import socket
 import urllib.parse
 
+from .commands import run_remote
 from .engine import fast_capable, probe_engine
 from .httpproto import MAX_BODY, http_request, http_verdict, needs_body
 
@@ -109,20 +108,8 @@ async def probe_http(check):
 
 
 async def probe_command(check):
-    """The command exits 0. It runs in a process group of its own, so a timeout ends everything it started."""
-    proc = await asyncio.create_subprocess_exec(
-        *check['argv'], stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        start_new_session=True)
-    try:
-        code = await proc.wait()
-    except asyncio.CancelledError:
-        # Timed out: never leave the command, or anything it forked, running behind us.
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await proc.wait()
-        raise
+    """The command exits 0. The command runner runs it (commands.py), never the daemon itself."""
+    code = await run_remote(check['runner_socket'], check['argv'])
     if code != 0:
         raise ValueError('exit status %d' % code)
     return 'exit status 0'
