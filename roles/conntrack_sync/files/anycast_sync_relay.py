@@ -19,6 +19,10 @@ the kernel lets a new SYN through such a copy with the old flow's NAT (an inject
 lacks the flag that reopens it), so the answer goes to the NVA that owned the old flow,
 which resets it. And a peer that restarts gets the others' whole tables again (startup
 resync) with fresh timeouts, so its TIME_WAIT copies would outlive the flows by minutes.
+
+Sender: the relay takes a datagram only from a socket of conntrackd's user (root): every UDP socket
+bound to the sender's port must belong to that user (/proc/net/udp). The sync firewall already drops
+other users' datagrams to the relay; this is the second check.
 Python standard library only; no privileges (port above 1023, loopback).
 """
 
@@ -39,6 +43,7 @@ CT_NEW, CT_UPDATE, CT_DELETE = 0, 1, 2  # NET_T_STATE_CT_* (control messages hav
 ATTRIBUTE = struct.Struct('!HH')
 NTA_TCP_STATE = 4  # one byte: enum tcp_conntrack
 TCP_ENDED = (7, 8)  # TCP_CONNTRACK_TIME_WAIT, TCP_CONNTRACK_CLOSE
+PROC_NET_UDP = '/proc/net/udp'
 
 
 def endpoint(text):
@@ -60,6 +65,7 @@ def parse_args(argv=None):
     parser.add_argument('--listen', type=endpoint, required=True, help='loopback IP:PORT conntrackd sends to')
     parser.add_argument('--source', required=True, type=ipaddress.IPv4Address, help='local sync address (the peers accept only it)')
     parser.add_argument('--peer', type=endpoint, action='append', required=True, help='IP:PORT of a peer conntrackd (repeat)')
+    parser.add_argument('--sender-uid', type=int, default=0, help="conntrackd's user: the only one the relay takes datagrams from")
     args = parser.parse_args(argv)
     if not ipaddress.IPv4Address(args.listen[0]).is_loopback:
         parser.error('--listen must be a loopback address: only the local conntrackd may feed the relay')
@@ -78,6 +84,43 @@ def sd_notify(message):
     if addr:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.sendto(message.encode('ascii'), '\0' + addr[1:] if addr.startswith('@') else addr)
+
+
+def port_owners(port, table=PROC_NET_UDP):
+    """The users of the local UDP sockets bound to `port` (several may share a port)."""
+    owners = set()
+    with open(table, encoding='ascii') as lines:
+        next(lines)  # the header
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rpartition(':')[2], 16) == port:
+                owners.add(int(fields[7]))
+    return owners
+
+
+class SenderCheck:
+    """Takes a datagram only when every socket bound to its source port belongs to `uid`.
+
+    A sender that passed is not looked up again for a second (conntrackd keeps its socket);
+    a refused one is looked up every time.
+    """
+
+    def __init__(self, uid, table=PROC_NET_UDP, clock=time.monotonic):
+        self.uid, self.table, self.clock = uid, table, clock
+        self.passed, self.passed_at = None, None
+        self.refused = 0
+
+    def __call__(self, sender):
+        now = self.clock()
+        if sender == self.passed and now - self.passed_at < 1:
+            return True
+        if port_owners(sender[1], self.table) == {self.uid}:
+            self.passed, self.passed_at = sender, now
+            return True
+        self.refused += 1
+        if self.refused in (1, 100, 10000):
+            log('sender_refused', sender='%s:%d' % sender, refused=self.refused)
+        return False
 
 
 def tcp_state(message):
@@ -116,13 +159,19 @@ def for_peers(datagram):
     return b''.join(kept)
 
 
-def relay(listen_sock, send_sock, peers, count=None):
-    """Forward datagrams until `count` were read (forever when None); return per-peer errors."""
+def relay(listen_sock, send_sock, peers, count=None, sender_ok=None):
+    """Forward datagrams until `count` were read (forever when None); return per-peer errors.
+
+    `sender_ok(address)` says whether a datagram's sender may feed the relay (None: any).
+    """
     errors = {peer: 0 for peer in peers}
     relayed = 0
     while count is None or relayed < count:
-        data = for_peers(listen_sock.recv(65535))
+        data, sender = listen_sock.recvfrom(65535)
         relayed += 1
+        if sender_ok is not None and not sender_ok(sender):
+            continue
+        data = for_peers(data)
         if not data:
             continue
         for peer in peers:
@@ -143,9 +192,10 @@ def main(argv=None):
     listen_sock.bind(args.listen)
     send_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     send_sock.bind((str(args.source), 0))
-    log('started', listen='%s:%d' % args.listen, source=str(args.source), peers=['%s:%d' % p for p in args.peer])
+    log('started', listen='%s:%d' % args.listen, source=str(args.source), peers=['%s:%d' % p for p in args.peer],
+        sender_uid=args.sender_uid)
     sd_notify('READY=1')
-    relay(listen_sock, send_sock, args.peer)
+    relay(listen_sock, send_sock, args.peer, sender_ok=SenderCheck(args.sender_uid))
     return 0
 
 

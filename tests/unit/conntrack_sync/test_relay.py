@@ -2,6 +2,7 @@
 its deletion; bad arguments are refused."""
 
 import importlib.util
+import os
 import pathlib
 import socket
 import struct
@@ -134,3 +135,61 @@ def test_peers_never_receive_the_kernels_deletions(relay):
     assert peer.recvfrom(65535)[0] == second  # the datagram holding only a deletion was not sent at all
     worker.join(5)
     assert not worker.is_alive()
+
+
+def test_the_owner_of_a_real_socket_is_read_from_proc(relay):
+    sock = udp()
+    assert relay.port_owners(sock.getsockname()[1]) == {os.getuid()}
+
+
+UDP_TABLE = '''\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 0100007F:0EC4 00000000:0000 07 00000000:00000000 00:00000000 00000000   998        0 1 2 0000 0
+  2: 00000000:9C40 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2 2 0000 0
+  3: 0100007F:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 3 2 0000 0
+  4: 0403030A:9C41 00000000:0000 07 00000000:00000000 00:00000000 00000000 65534        0 4 2 0000 0
+'''
+
+
+@pytest.fixture(name='table')
+def udp_table(tmp_path):
+    path = tmp_path / 'udp'
+    path.write_text(UDP_TABLE, encoding='ascii')
+    return str(path)
+
+
+def test_only_a_port_that_root_alone_holds_passes(relay, table):
+    check = relay.SenderCheck(0, table)
+    assert check(('127.0.0.1', 0x9C40))                # conntrackd's socket
+    assert not check(('127.0.0.1', 0x9C41))            # root and another user share the port
+    assert not check(('127.0.0.1', 0x0EC4))            # another user's socket
+    assert not check(('127.0.0.1', 40000 + 999))       # no socket (gone, or IPv6): refused
+    assert check.refused == 3
+
+
+def test_a_sender_that_passed_is_looked_up_again_after_a_second(relay, table, tmp_path):
+    now = [100.0]
+    check = relay.SenderCheck(0, table, clock=lambda: now[0])
+    assert check(('127.0.0.1', 0x9C40))
+    pathlib.Path(table).write_text(UDP_TABLE.replace('   0        0 2 2', '1000        0 2 2'), encoding='ascii')
+    now[0] += 0.5
+    assert check(('127.0.0.1', 0x9C40))
+    now[0] += 0.6
+    assert not check(('127.0.0.1', 0x9C40))
+
+
+def test_a_refused_sender_reaches_no_peer(relay):
+    listen, sender, peer = udp(), udp(), udp()
+    stranger, conntrackd = udp(), udp()
+    allowed = {conntrackd.getsockname()}
+    worker = threading.Thread(target=relay.relay, args=(listen, sender, [peer.getsockname()], 2),
+                              kwargs={'sender_ok': lambda address: address in allowed})
+    worker.start()
+    stranger.sendto(message(NEW, 0, b'planted'), listen.getsockname())
+    conntrackd.sendto(message(NEW, 0, b'real'), listen.getsockname())
+    assert peer.recvfrom(65535)[0] == message(NEW, 0, b'real')
+    worker.join(5)
+    assert not worker.is_alive()
+    peer.settimeout(0.2)
+    with pytest.raises(socket.timeout):
+        peer.recvfrom(65535)
