@@ -19,7 +19,7 @@ import ipaddress
 import uuid
 
 from .errors import bad_request
-from .fields import check_choice, embedded, props_of
+from .fields import check_bool, check_choice, embedded, props_of
 
 PROTOCOLS = ("Tcp", "Udp", "Icmp", "Esp", "*", "Ah")
 MIN_PRIORITY, MAX_PRIORITY = 100, 4096
@@ -49,6 +49,7 @@ def validate_nsg(svc, ref, props, existing):  # pylint: disable=unused-argument
     for key in ("defaultSecurityRules", "subnets", "networkInterfaces", "flowLogs", "resourceGuid"):
         props.pop(key, None)
     props["resourceGuid"] = (existing or {}).get("properties", {}).get("resourceGuid") or str(uuid.uuid4())
+    props["flushConnection"] = bool(check_bool(props, "flushConnection", "properties.flushConnection", False))
     props["_securityRules"] = checked
     return props
 

@@ -42,7 +42,8 @@ class _Seed:
     def __init__(self, emu, location, peer_ip=None):
         self.emu, self.location = emu, location
         self.peer_net = str(ipaddress.IPv4Network(f"{peer_ip}/24", strict=False)) if peer_ip else NVA_SUBNET
-        self.groups, self.vnets, self.lists = {}, {}, {"public_ip_addresses": [], "route_tables": [], "network_interfaces": [], "route_servers": []}
+        self.groups, self.vnets, self.lists = {}, {}, {"public_ip_addresses": [], "route_tables": [], "network_interfaces": [], "route_servers": [],
+                                          "resources": []}
 
     def group(self, name):
         self.groups.setdefault(name.lower(), {"name": name, "location": self.location})
@@ -69,6 +70,9 @@ class _Seed:
         elif kinds[0] == "routetables":
             routes = [{"name": names[1], "address_prefix": "10.0.3.0/24", "next_hop_type": "VirtualNetworkGateway"}] if len(names) > 1 else []
             self.lists["route_tables"].append({"resource_group": self.group(rg), "name": names[0], "routes": routes})
+        elif kinds[0] == "networksecuritygroups":
+            self.group(rg)
+            self.lists["resources"].append({"id": self.emu.rid(f"networkSecurityGroups/{names[0]}", group=rg), "body": {"location": self.location}})
         elif kinds[0] == "virtualhubs":
             # a Route Server (hub + ipconfig1 on RouteServerSubnet + public IP), its peer in an NVA subnet of its VNet
             self.vnet(rg, f"vnet-{names[0]}", [("RouteServerSubnet", "10.200.0.0/27"), ("snet-nva", self.peer_net)],

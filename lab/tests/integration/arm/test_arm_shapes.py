@@ -23,7 +23,11 @@ CASES = {
     "SubnetGet": ("virtualNetworks/vnet-hub-weu/subnets/snet-nva", set()),
     # (nic-nva1-weu has no public IP, so its ipConfiguration has no publicIPAddress either)
     "NetworkInterfaceGet": ("networkInterfaces/nic-nva1-weu", {"dscpConfiguration", "networkSecurityGroup", "virtualMachine", "publicIPAddress"}),
+    "NetworkSecurityGroupGet": ("networkSecurityGroups/nsg1", set()),
 }
+RULE1 = {"name": "rule1", "properties": {"protocol": "*", "sourceAddressPrefix": "*", "destinationAddressPrefix": "*", "access": "Allow",
+                                         "destinationPortRange": "80", "sourcePortRange": "*", "priority": 130, "direction": "Inbound",
+                                         "description": "rule one"}}
 
 
 def _keys(example):
@@ -56,6 +60,8 @@ def populated(arm_emulator):
     arm_emulator.seed(route_server_topology(peers=[{"name": "nva1", "peer_ip": "10.10.2.4", "peer_asn": 65001}]))
     arm_emulator.seed({"subscription_id": arm_emulator.subscription_id, "tenant_id": arm_emulator.tenant_id, "route_tables": [
         {"resource_group": RG, "name": "rt1", "routes": [{"name": "anycast", "address_prefix": "10.250.0.10/32", "next_hop_type": "VirtualNetworkGateway"}]}]})
+    arm_emulator.seed({"subscription_id": arm_emulator.subscription_id, "tenant_id": arm_emulator.tenant_id, "resources": [
+        {"id": arm_emulator.rid("networkSecurityGroups/nsg1"), "body": {"location": "westeurope", "properties": {"securityRules": [RULE1]}}}]})
     token = arm_emulator.credential().get_token("https://management.azure.com/.default").token
 
     def get(path):
