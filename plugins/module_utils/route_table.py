@@ -9,10 +9,11 @@ __metaclass__ = type
 
 import functools
 
-from ansible_collections.anycast.nva.plugins.module_utils.arm import model, parse_id, props
-from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result, same_id
+from ansible_collections.anycast.nva.plugins.module_utils.arm import model, props
+from ansible_collections.anycast.nva.plugins.module_utils.compare import by_name, result
 from ansible_collections.anycast.nva.plugins.module_utils.errors import AnycastError
 from ansible_collections.anycast.nva.plugins.module_utils.locations import check_location, normalised
+from ansible_collections.anycast.nva.plugins.module_utils.subnet import put_reference, subnet_args, uses
 from ansible_collections.anycast.nva.plugins.module_utils.validation import ipv4_address, ipv4_network, resource_name
 from ansible_collections.anycast.nva.plugins.module_utils.vnet import vnet_of_subnet
 
@@ -164,29 +165,13 @@ def _read_subnets(session, params, option):
     return out
 
 
-def _with_route_table(table_id, subnet):
-    """The subnet as read with only its route table changed (None when it already has that one)."""
-    if same_id(props(subnet).get("routeTable", {}).get("id"), table_id):
-        return None
-    body = dict(subnet)
-    body["properties"] = dict(props(subnet))
-    if table_id:
-        body["properties"]["routeTable"] = dict(id=table_id)
-    else:
-        body["properties"].pop("routeTable", None)
-    return model("Subnet", body)
-
-
 def _put_subnet(session, subnet, table_id):
-    """Associate (table_id) or dissociate (None) one subnet; the rest of the subnet, as Azure has it at the time
-    of the write (If-Match), is sent back unchanged."""
-    args, api = _subnet_args(subnet["id"]), session.network.subnets
-    session.update("subnets", subnet, functools.partial(_with_route_table, table_id), functools.partial(session.read, "subnets", api.get, *args),
-                   api.begin_create_or_update, *args)
+    """Associate (table_id) or dissociate (None) one subnet."""
+    put_reference(session, "subnets", subnet, "routeTable", table_id)
 
 
 def _uses(subnet, table_id):
-    return same_id(props(subnet).get("routeTable", {}).get("id"), table_id)
+    return uses(subnet, "routeTable", table_id)
 
 
 def _to_dissociate(session, params, table, table_id, listed):
@@ -195,7 +180,7 @@ def _to_dissociate(session, params, table, table_id, listed):
     chosen = [s for s in _read_subnets(session, params, "dissociate_subnets") if _uses(s, table_id)]
     if params["purge_subnets"] and table:
         skip = set(s["id"].lower() for s in listed + chosen)
-        chosen += [session.read("purge_subnets", session.network.subnets.get, *_subnet_args(ref["id"]))
+        chosen += [session.read("purge_subnets", session.network.subnets.get, *subnet_args(ref["id"]))
                    for ref in props(table).get("subnets") or [] if ref["id"].lower() not in skip]
     return chosen
 
@@ -262,9 +247,3 @@ def ensure(session, params):
 
     return result(before, after, changed=table_changed or bool(associate) or bool(dissociate), route_table=dict(after, id=table_id),
                   associated=sorted(s["id"] for s in associate), dissociated=dissociated)
-
-
-def _subnet_args(subnet_id):
-    """(resource group, vnet, subnet) of a subnet id: the arguments of subnets.get / create."""
-    parts = parse_id(subnet_id)
-    return parts.get("resource_group"), parts.get("virtualnetworks"), parts.get("subnets")
