@@ -4,6 +4,7 @@ The checked-in inventories/lab/<region> for the default size (2 NVAs per region)
 (`python -m anycast_lab inventory --nvas 4`) for another. Read through `ansible-inventory`, as
 ansible-playbook would; no lab needed.
 """
+import ipaddress
 import json
 import os
 import subprocess
@@ -40,6 +41,10 @@ def check_inventory(data, region, nvas):
         (plan.SUBSCRIPTION_ID, plan.TENANT_ID, plan.CLIENT_ID, plan.CLIENT_SECRET)
     assert common["nat_services"][0]["backends"] == [region.backend_ip]
     assert common["anycast_prefixes"] == [f"{plan.ANYCAST_IP}/32"]
+    # the sync subnet azure.yml's NSG goes on (anycast_sync_nsg) is the lab's subnet that holds every NVA's sync address
+    holding = [(vnet, name) for vnet, name, prefix in region.subnets
+               if all(ipaddress.ip_address(nva[2]) in ipaddress.ip_network(prefix) for nva in region.nvas)]
+    assert holding == [(common.get("anycast_sync_vnet", common["anycast_hub_vnet"]), common["anycast_sync_subnet"])]
     return common
 
 
