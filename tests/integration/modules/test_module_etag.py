@@ -76,3 +76,38 @@ def test_a_routing_preference_set_while_branch_to_branch_is_turned_on_survives(r
     assert puts == [200, 412, 200]
     hub = network.virtual_hubs.get(RG, HUB)
     assert hub.allow_branch_to_branch_traffic is True and hub.hub_routing_preference == "ASPath"
+
+
+SYNC_NSG = dict(name="nsg-sync", resource_group=RG, subnet={"virtual_network": "vnet-hub-weu", "name": "snet-sync"}, nva_addresses=["10.10.3.4", "10.10.3.5"])
+
+
+def test_a_service_endpoint_added_while_the_sync_nsg_is_associated_survives(run_module, lab, network):
+    def add_service_endpoint():
+        subnet = network.subnets.get(RG, "vnet-hub-weu", "snet-sync")
+        subnet.service_endpoints = [models.ServiceEndpointPropertiesFormat(service="Microsoft.Storage")]
+        network.subnets.begin_create_or_update(RG, "vnet-hub-weu", "snet-sync", subnet).result()
+
+    result, puts = run_with_a_write_in_between(run_module, lab, "sync_nsg", SYNC_NSG, "/subnets/snet-sync$", add_service_endpoint)
+    assert result["failed"] is False and result["changed"] is True, result
+    assert puts == [200, 412, 200]
+    subnet = network.subnets.get(RG, "vnet-hub-weu", "snet-sync")
+    assert subnet.network_security_group.id.endswith("/networkSecurityGroups/nsg-sync")
+    assert [endpoint.service for endpoint in subnet.service_endpoints] == ["Microsoft.Storage"]
+    assert run_module("sync_nsg", SYNC_NSG)["writes"] == 0
+
+
+def test_a_rule_added_while_the_sync_nsg_is_written_survives(run_module, lab, network):
+    network.network_security_groups.begin_create_or_update(RG, "nsg-sync", {"location": "westeurope"}).result()
+
+    def add_ssh_rule():
+        rule = {"properties": {"protocol": "Tcp", "access": "Allow", "direction": "Inbound", "priority": 300, "sourceAddressPrefix": "10.0.0.0/8",
+                               "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "22"}}
+        network.security_rules.begin_create_or_update(RG, "nsg-sync", "ssh", rule).result()
+
+    result, puts = run_with_a_write_in_between(run_module, lab, "sync_nsg", SYNC_NSG, "/networkSecurityGroups/nsg-sync$", add_ssh_rule)
+    assert result["failed"] is False and result["changed"] is True, result
+    # the test's create of the group; the module's PUT with the etag it read, stale since the rule's write; its PUT again
+    assert puts == [201, 412, 200]
+    assert sorted(rule.name for rule in network.network_security_groups.get(RG, "nsg-sync").security_rules) == [
+        "anycast-sync-allow", "anycast-sync-deny", "ssh"]
+    assert run_module("sync_nsg", SYNC_NSG)["writes"] == 0
