@@ -42,8 +42,8 @@ class _Seed:
     def __init__(self, emu, location, peer_ip=None):
         self.emu, self.location = emu, location
         self.peer_net = str(ipaddress.IPv4Network(f"{peer_ip}/24", strict=False)) if peer_ip else NVA_SUBNET
-        self.groups, self.vnets, self.lists = {}, {}, {"public_ip_addresses": [], "route_tables": [], "network_interfaces": [], "route_servers": [],
-                                          "resources": []}
+        self.groups, self.vnets = {}, {}
+        self.lists = {"public_ip_addresses": [], "route_tables": [], "network_interfaces": [], "route_servers": [], "resources": []}
 
     def group(self, name):
         self.groups.setdefault(name.lower(), {"name": name, "location": self.location})
