@@ -89,7 +89,7 @@ clean:
 # The benchmarks against the tools teams use today (issue 5): each script writes bench/results/<name>.json,
 # report.py prints them as one table (bench/results/summary.md) beside bench/results/failover_timeline.png.
 # Every benchmark runs even when an earlier one missed; the failed ones are named at the end. About an hour.
-BENCHMARKS := control_plane_bench.py failover_bench.py dataplane_bench.py scale_bench.py rolling_bench.py
+BENCHMARKS := control_plane_bench.py failover_bench.py dataplane_bench.py scale_bench.py rolling_bench.py converge_bench.py
 bench: deps venv collection-link image
 	$(PY) -m pip install -q -r bench/requirements-bench.txt
 	failed=""; for b in $(BENCHMARKS); do echo "== bench/$$b"; $(PY) bench/$$b || failed="$$failed $$b"; done; \

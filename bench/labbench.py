@@ -57,14 +57,18 @@ def lab():
     return Lab()
 
 
-def site(region, extra_vars=None, playbook="site.yml"):
-    """Run one of the collection's playbooks for one lab region; (return code, seconds, output)."""
-    argv = ["ansible-playbook", "-i", os.path.join(ROOT, "inventories", "lab", region.name), os.path.join(ROOT, "playbooks", playbook)]
+def site(region, extra_vars=None, playbook="site.yml", inventory=None, root=ROOT, env=None):
+    """Run one of the collection's playbooks for one lab region; (return code, seconds, output).
+
+    `inventory`: default the checked-in inventories/lab/<region>; `root`: the checkout whose playbook and ansible.cfg run
+    (another revision's worktree: set ANSIBLE_COLLECTIONS_PATH in `env` to a tree where anycast.nva is that worktree).
+    """
+    argv = ["ansible-playbook", "-i", inventory or os.path.join(ROOT, "inventories", "lab", region.name), os.path.join(root, "playbooks", playbook)]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg"), ANSIBLE_NOCOLOR="1", **(env or {}))
     started = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=root, env=env)
     return proc.returncode, time.monotonic() - started, proc.stdout + proc.stderr
 
 
