@@ -28,6 +28,8 @@ PREFIX_DEFAULTS = {
     # A keep-alive HTTP check probes on a fresh connection at least this often (0: off), so that a
     # failure of new connections only is caught (scheduler.Runner.fresh_due).
     'fresh_interval': 2.0,
+    # A prefix with `backends` is announced while at least this many of them pass `backend_checks`.
+    'min_healthy': 1,
 }
 GLOBAL_DEFAULTS = {
     'bird_socket': '/run/bird/bird.ctl',
@@ -46,6 +48,9 @@ GLOBAL_DEFAULTS = {
     'withdraw_deadline': 5.0,
     # NVAs configured in this NVA's region, shown as a metric for the alert on fewer NVAs announcing (0: not shown).
     'region_nvas': 0,
+    # Per prefix with `backends`, which backends are healthy: the nat role's backend updater reads it
+    # and sends new flows to those only (rewritten every reconcile_interval and at every change).
+    'backend_health_file': '/run/anycast-healthcheck/backends.json',
 }
 # NVA self-checks (selfcheck.py): one failing withdraws every prefix. sync: only where state sync is configured.
 SELF_CHECK_DEFAULTS = {
@@ -184,11 +189,65 @@ def validate_check(check, path):
     return check
 
 
+BACKEND = '{backend}'
+
+
+def _expand(value, backend):
+    """A backend check template with {backend} replaced by the backend's address (strings and lists of strings)."""
+    if isinstance(value, str):
+        return value.replace(BACKEND, backend)
+    if isinstance(value, list):
+        return [_expand(v, backend) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, backend) for k, v in value.items()}
+    return value
+
+
+def backend_checks(spec, runner_socket=None, path=None):
+    """{backend: its checks}: a prefix's `backend_checks` with {backend} replaced by each of its `backends`,
+    validated (defaults added); errors name the template's field (`path`)."""
+    result = {}
+    for backend in spec.get('backends', ()):
+        checks = result[backend] = [_expand(c, backend) for c in spec['backend_checks']]
+        for i, check in enumerate(checks):
+            validate_check(check, '%s.backend_checks[%d]' % (path or 'backend_checks', i))
+            if check['type'] == 'command':
+                check['runner_socket'] = runner_socket
+    return result
+
+
+def _validate_backends(spec, path):
+    """`backends`, `backend_checks` and `min_healthy` of a prefix (per-backend health, the nat role's services)."""
+    if 'backends' not in spec:
+        if 'backend_checks' in spec:
+            _fail(path + '.backend_checks', 'needs backends (the addresses to put in place of {backend})')
+        return
+    backends = spec['backends']
+    if not isinstance(backends, list) or not backends:
+        _fail(path + '.backends', "must be a non-empty list of the service's backend addresses (IPv4)", backends)
+    for i, backend in enumerate(backends):
+        try:
+            ipaddress.IPv4Address(backend)
+        except (ValueError, TypeError):
+            _fail('%s.backends[%d]' % (path, i), 'must be an IPv4 address', backend)
+    if len(set(backends)) != len(backends):
+        _fail(path + '.backends', 'lists a backend twice', backends)
+    templates = spec.get('backend_checks')
+    if not isinstance(templates, list) or not templates:
+        _fail(path + '.backend_checks', 'must be a non-empty list of checks, with {backend} where the address goes '
+              "(for example {type: http, url: 'http://{backend}:8080/health'})", templates)
+    for i, template in enumerate(templates):
+        if BACKEND not in json.dumps(template):
+            _fail('%s.backend_checks[%d]' % (path, i), 'must contain {backend} (every backend would be probed the same way)')
+    backend_checks(spec, path=path)
+    _number(spec, 'min_healthy', path, 1, len(backends), integer=True)
+
+
 def validate_prefix(spec, path):
     """Validate one prefix entry in place (adding defaults) and return it."""
     if not isinstance(spec, dict):
         _fail(path, 'must be a mapping', spec)
-    _unknown_keys(spec, set(PREFIX_DEFAULTS) | {'prefix', 'checks'}, path)
+    _unknown_keys(spec, set(PREFIX_DEFAULTS) | {'prefix', 'checks', 'backends', 'backend_checks'}, path)
     prefix = spec.get('prefix')
     try:
         net = ipaddress.IPv4Network(prefix)
@@ -220,9 +279,12 @@ def validate_prefix(spec, path):
         _fail(path + '.flap_hold_max', 'must not be less than flap_hold (%s)' % spec['flap_hold'], spec['flap_hold_max'])
     if spec['on_failure'] not in ON_FAILURE:
         _fail(path + '.on_failure', 'must be one of %s' % ', '.join(ON_FAILURE), spec['on_failure'])
-    checks = spec.get('checks')
-    if not isinstance(checks, list) or not checks:
-        _fail(path + '.checks', 'must be a non-empty list of checks (all must pass)', checks)
+    _number(spec, 'min_healthy', path, 1, 1000, integer=True)
+    _validate_backends(spec, path)
+    # With backends, the prefix's own checks are optional (all must pass too when given).
+    checks = spec.setdefault('checks', []) if 'backends' in spec else spec.get('checks')
+    if not isinstance(checks, list) or not (checks or 'backends' in spec):
+        _fail(path + '.checks', 'must be a non-empty list of checks (all must pass), or give backends and backend_checks', checks)
     for i, check in enumerate(checks):
         validate_check(check, '%s.checks[%d]' % (path, i))
     names = [c['name'] for c in checks]
@@ -260,7 +322,8 @@ def validate_config(raw):
     validate_self_checks(config)
     for key, value in GLOBAL_DEFAULTS.items():
         config.setdefault(key, value)
-    for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'command_runner_socket', 'drain_file'):
+    for key in ('bird_socket', 'state_file', 'failsafe_file', 'control_socket', 'command_runner_socket', 'drain_file',
+                'backend_health_file'):
         if not isinstance(config[key], str) or not config[key].startswith('/'):
             _fail(key, 'must be an absolute path', config[key])
     if not isinstance(config['metrics_textfile'], str) or (config['metrics_textfile'] and not config['metrics_textfile'].startswith('/')):

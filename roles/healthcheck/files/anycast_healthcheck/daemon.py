@@ -10,13 +10,13 @@ import time
 
 from .announce import atomic_write, read_text
 from .announcer import Announcer, read_failsafe
-from .config import ConfigError, load_config
+from .config import ConfigError, backend_checks, load_config
 from .endpoints import Endpoints, read_control_request, read_http_request
 from .engine import probe_engine
 from .metrics import Metrics
 from .scheduler import Runner, Ticker
 from .selfcheck import SelfChecks
-from .state import Health, Prefix, health_key, state_name
+from .state import Backends, Health, Prefix, health_key, state_name
 from .util import log, sd_notify
 
 
@@ -28,7 +28,10 @@ class Daemon:
         self.config_path = config_path
         self.runners = {}   # health key -> Runner
         self.prefixes = {}  # prefix -> Prefix
-        self.runner_of = {}  # prefix -> Runner
+        self.runner_of = {}  # prefix -> Runner of its own checks (none for a prefix with backends and no checks)
+        self.backends = {}   # prefix with backends -> state.Backends
+        self.backend_runners = {}  # (prefix, backend) -> Runner
+        self.backend_health_written = None  # what the backend health file said last
         self.metrics = Metrics()
         self.announced = {}  # prefix -> value last pushed
         self.stopping = None
@@ -43,12 +46,38 @@ class Daemon:
     # -- decisions -------------------------------------------------------
 
     def round_done(self, prefixes, results, flip):
-        """A runner's round is over: count its results for each of its prefixes, re-evaluate them on a flip."""
+        """A runner's round is over: count its results for each of its prefixes, re-evaluate them on a flip.
+
+        A backend's flip changes the backend health file at once; its prefix flips only when the count of
+        healthy backends crosses min_healthy (state.Backends)."""
+        if flip and self.backends:
+            self.write_backend_health()
         for prefix in prefixes:
             self.metrics.observe(prefix, results)
-            if flip:
-                self.flap_damping(prefix, flip)
-                self.evaluate(prefix, flip, results)
+            prefix_flip = self.backends[prefix].update() if flip and prefix in self.backends else flip
+            if prefix_flip:
+                self.flap_damping(prefix, prefix_flip)
+                self.evaluate(prefix, prefix_flip, results)
+
+    def write_backend_health(self):
+        """The backend health file the nat role's updater reads: per anycast IP, per backend, up or not.
+
+        Rewritten every reconcile_interval even when unchanged: the updater takes a file older than 5 s for
+        a stopped checker (every backend gets new flows again)."""
+        health = {prefix.split('/')[0]: {b: h.healthy for b, h in state.backends.items()}
+                  for prefix, state in self.backends.items()}
+        if health != self.backend_health_written:
+            for ip, backends in health.items():
+                before = (self.backend_health_written or {}).get(ip, {})
+                for backend, up in backends.items():
+                    if before.get(backend) != up:
+                        log('backend', prefix=ip + '/32', backend=backend, healthy=up,
+                            up=sum(backends.values()), of=len(backends))
+        try:
+            atomic_write(self.config['backend_health_file'], json.dumps({'prefixes': health}) + '\n', mode=0o640)
+            self.backend_health_written = health
+        except OSError as exc:
+            log('backend_health_file_failed', path=self.config['backend_health_file'], error=str(exc))
 
     def flap_damping(self, prefix, flip):
         """Feed a health flip to the prefix's flap damping; count a flap, log a hold-down it starts."""
@@ -114,8 +143,12 @@ class Daemon:
             if self.self_checks.ok != was_ok:
                 for runner in self.runners.values():
                     runner.health.restart()
+                for backends in self.backends.values():
+                    backends.update()
                 for prefix in self.prefixes:
                     self.evaluate(prefix, 'self-check')
+            if self.backends:
+                self.write_backend_health()
             await asyncio.sleep(self.config['reconcile_interval'])
 
     # -- drain -------------------------------------------------------------
@@ -171,7 +204,10 @@ class Daemon:
                     'held_down_until': round(s.damping.held_until, 3) if s.damping.held(now) else None,
                     'flaps_in_window': len(s.damping.recent(now)),
                     'bird_value': view['values'].get(p), 'exported': bool(view['exported'].get(p)),
-                    'exported_to': view['exported'].get(p, []), 'checks': self.runner_of[p].last_results}
+                    'exported_to': view['exported'].get(p, []),
+                    'checks': self.runner_of[p].last_results if p in self.runner_of else [],
+                    **({'backends': {b: h.healthy for b, h in self.backends[p].backends.items()},
+                        'min_healthy': s.spec['min_healthy']} if p in self.backends else {})}
                 for p, s in self.prefixes.items()}
 
     async def handle_control(self, reader, writer):
@@ -241,26 +277,44 @@ class Daemon:
         keeps its runner, counters and health; a changed one starts new counters but
         keeps the prefix's health (no needless withdraw on a reload).
         """
-        old_runners, old_prefixes, old_runner_of = self.runners, self.prefixes, self.runner_of
-        self.runners, self.prefixes, self.runner_of = {}, {}, {}
+        old = {'runners': self.runners, 'runner_of': self.runner_of, 'backend_runners': self.backend_runners}
+        old_prefixes, old_backends = self.prefixes, self.backends
+        self.runners, self.prefixes, self.runner_of, self.backends, self.backend_runners = {}, {}, {}, {}, {}
         started = []
         for spec in config['prefixes']:
-            prefix, key = spec['prefix'], health_key(spec)
-            runner = self.runners.get(key) or old_runners.pop(key, None)
-            if runner is None:
-                previous = old_runner_of.get(prefix)
-                health = Health(spec, previous.health if previous else None)
-                runner = Runner(spec, health, self.ticker, self.engine, self.round_done)
-                started.append(runner)
-            if key not in self.runners:
-                runner.prefixes = []
-                self.runners[key] = runner
-            runner.prefixes.append(prefix)
-            self.runner_of[prefix] = runner
-            self.prefixes[prefix] = Prefix(spec, runner.health, old_prefixes.get(prefix), self.self_checks)
-        for runner in old_runners.values():
+            prefix = spec['prefix']
+            own = None
+            if spec['checks']:
+                runner = self.runner_of[prefix] = self._runner(spec, health_key(spec), old, 'runner_of', prefix, started)
+                own = runner.health
+            if 'backends' in spec:
+                healths = {}
+                for backend, checks in backend_checks(spec, self.config['command_runner_socket']).items():
+                    bspec = dict(spec, checks=checks)
+                    runner = self.backend_runners[(prefix, backend)] = self._runner(
+                        bspec, 'backend ' + health_key(bspec), old, 'backend_runners', (prefix, backend), started)
+                    healths[backend] = runner.health
+                self.backends[prefix] = Backends(spec, healths, own, old_backends.get(prefix))
+            health = self.backends.get(prefix) or own
+            self.prefixes[prefix] = Prefix(spec, health, old_prefixes.get(prefix), self.self_checks)
+        for runner in old['runners'].values():
             runner.stop()
         return started
+
+    def _runner(self, spec, key, old, kind, owner, started):
+        """The runner of a health group (prefixes, or backends of prefixes, with the same checks and timing):
+        kept from before a reload when unchanged, else new, keeping the health `owner` had in old[kind]."""
+        runner = self.runners.get(key) or old['runners'].pop(key, None)
+        if runner is None:
+            previous = old[kind].get(owner)
+            runner = Runner(spec, Health(spec, previous.health if previous else None), self.ticker, self.engine,
+                            self.round_done)
+            started.append(runner)
+        if key not in self.runners:
+            runner.prefixes = []
+            self.runners[key] = runner
+        runner.prefixes.append(owner if kind == 'runner_of' else owner[0])
+        return runner
 
     def reload(self):
         """SIGHUP: re-read the configuration; keep the state of unchanged prefixes."""
@@ -275,6 +329,8 @@ class Daemon:
         self.use_self_checks(SelfChecks(config['self_checks'], self.self_checks))
         for runner in self.install(config):
             runner.start()
+        if self.backends:
+            self.write_backend_health()
         for prefix in removed + list(self.prefixes):
             self.evaluate(prefix, 'removed' if prefix in removed else 'reload')
         asyncio.ensure_future(self.start_servers())
@@ -290,6 +346,8 @@ class Daemon:
         self.engine = probe_engine()
         self.use_self_checks(SelfChecks(self.config['self_checks']))
         self.install(self.config)
+        if self.backends:
+            self.write_backend_health()  # every backend down until `rise`: the updater keeps every backend
         self.load_drains()
         # Fail closed: whatever the file said before, nothing is announced until `rise`.
         self.announcer.wanted = {p: 0 for p in self.prefixes}

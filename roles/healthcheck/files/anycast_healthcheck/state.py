@@ -62,6 +62,35 @@ class Health:
         return self.spec['interval']
 
 
+class Backends:
+    """Health of a prefix with `backends`: up while at least `min_healthy` backends are up (each with its
+    own rise/fall, a Health) and the prefix's own checks, if it has any, pass.
+
+    Its verdict changes only through update(), which the daemon calls after any of them flips.
+    """
+
+    def __init__(self, spec, backends, own=None, previous=None):
+        self.spec = spec
+        self.backends = backends  # {address: Health}
+        self.own = own            # Health of the prefix's own checks, or None
+        self.healthy = previous.healthy if previous else False
+        self.was_healthy = previous.was_healthy if previous else False
+        self.update()
+
+    def up(self):
+        """The addresses of the backends that are up."""
+        return [b for b, h in self.backends.items() if h.healthy]
+
+    def update(self):
+        """Recompute the verdict; return 'rise' or 'fall' when it flips, else None."""
+        healthy = len(self.up()) >= self.spec['min_healthy'] and (self.own is None or self.own.healthy)
+        if healthy == self.healthy:
+            return None
+        self.healthy = healthy
+        self.was_healthy = self.was_healthy or healthy
+        return 'rise' if healthy else 'fall'
+
+
 class Damping:
     """Flap damping of one prefix: a hold-down before it is announced again after repeated flaps.
 
