@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: anycast.nva contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """anycast.nva NAT backend updater: new flows go only to the backends the health checker finds healthy.

@@ -62,7 +62,7 @@ def test_a_prefix_needs_checks_or_backends():
 
 
 def feed(health, ok, times):
-    for _ in range(times):
+    for _count in range(times):
         health.record(ok)
 
 
