@@ -25,13 +25,15 @@ map holds every configured backend: today's behaviour, never a blackhole.
 import argparse
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
 
 STALE = 5.0      # seconds: the checker rewrites the health file every second
 POLL = 0.1       # seconds between looks at the health file
-REFRESH = 1.0    # seconds: the maps are written again (a reload of the NAT table fills them anew)
+REFRESH = 1.0    # seconds: the maps are written again even when nothing seems to have changed
 MAX_BYTES = 1 << 20
 
 
@@ -106,19 +108,46 @@ def summary(allowed, maps):
     return {s['name']: sorted(set(maps[s['map']].values())) for s in allowed['services']}
 
 
+class TableWatch:
+    """`nft monitor new tables`: a line whenever a table is created. A reload of the NAT table (a role run,
+    `systemctl reload nftables`) creates it anew with full maps; the maps are written again at once."""
+
+    def __init__(self):
+        self.proc = None
+
+    def wait(self, seconds):
+        """Sleep up to `seconds`; True when a table was created meanwhile. A watch that ended starts again
+        (meanwhile the maps are still written every REFRESH seconds)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = subprocess.Popen(['nft', 'monitor', 'new', 'tables'],  # pylint: disable=consider-using-with
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            time.sleep(seconds)
+            return False
+        ready, _w, _x = select.select([self.proc.stdout], [], [], seconds)
+        if ready and not os.read(self.proc.stdout.fileno(), 65536):
+            self.proc.wait()  # it ended: started again next time
+        return bool(ready)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait()
+
+
 def log(message, **fields):
     print(json.dumps(dict(fields, event=message), sort_keys=True), flush=True)
 
 
-def run(allowed_path, health_path):
-    """Main loop: apply on every change of the wanted maps, and every REFRESH seconds."""
+def run(allowed_path, health_path, watch):
+    """Main loop: apply on every change of the wanted maps, when a table is created, and every REFRESH seconds."""
     allowed, allowed_mtime, applied, last_write, failed = None, None, None, 0.0, False
+    created = True
     while True:
         now = time.time()
         try:
             mtime = os.stat(allowed_path).st_mtime_ns
             if mtime != allowed_mtime:
-                allowed, allowed_mtime = load_allowed(allowed_path), mtime
+                allowed, allowed_mtime, failed = load_allowed(allowed_path), mtime, False
         except (OSError, ValueError, KeyError, TypeError) as exc:
             if allowed is None:
                 log('allowed_file_unreadable', path=allowed_path, error=str(exc))
@@ -126,7 +155,7 @@ def run(allowed_path, health_path):
                 continue
         maps = wanted(allowed, read_health(health_path, now))
         # After a failure, try again at the next refresh only (no nft storm while the table is gone).
-        if (maps != applied and not failed) or now - last_write >= REFRESH:
+        if (maps != applied and not failed) or created or now - last_write >= REFRESH:
             done = subprocess.run(['nft', '-f', '-'], input=transaction(allowed['table'], maps),
                                   capture_output=True, text=True, check=False)
             last_write = now
@@ -138,7 +167,7 @@ def run(allowed_path, health_path):
                 # The table is reloading or its backends just changed (a new map name): next round.
                 log('apply_failed', error=done.stderr.strip())
                 failed = True
-        time.sleep(POLL)
+        created = watch.wait(POLL)
 
 
 def main(argv=None):
@@ -146,10 +175,14 @@ def main(argv=None):
     parser.add_argument('--allowed', required=True, help="the nat role's services (root-owned JSON)")
     parser.add_argument('--health', required=True, help="the health checker's backend health (JSON)")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_args: sys.exit(0))
+    watch = TableWatch()
     try:
-        run(args.allowed, args.health)
+        run(args.allowed, args.health, watch)
     except KeyboardInterrupt:
         return 0
+    finally:
+        watch.close()
     return 1
 
 
