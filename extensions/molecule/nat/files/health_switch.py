@@ -33,7 +33,7 @@ def main():
     args = parser.parse_args()
     start = time.time()
     if args.reload:
-        subprocess.run(['systemctl', 'reload', 'anycast-nva-nat.service'], check=True)
+        subprocess.run(['systemctl', 'reload', 'anycast-nva-nat.service'], check=True, capture_output=True)
     if args.remove:
         if os.path.exists(args.health):
             os.remove(args.health)
