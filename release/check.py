@@ -38,7 +38,7 @@ from anycast_lab.arm.client import EmulatorProcess, default_topology, route_serv
 from anycast_lab.paths import REPO as ROOT
 
 ANSIBLE_CORE = os.environ.get("RELEASE_CHECK_ANSIBLE_CORE", "ansible-core>=2.17,<2.20")
-MODULES = ["anycast_prefix_guard", "nic_ip_forwarding", "route_server", "route_server_info", "route_server_peer", "route_table"]
+MODULES = ["anycast_prefix_guard", "nic_ip_forwarding", "route_server", "route_server_info", "route_server_peer", "route_table", "sync_nsg"]
 ROLES = ["bird", "conntrack_sync", "healthcheck", "nat"]
 PLAYBOOKS = ["azure", "drain", "nva", "site", "status", "undrain"]
 # Top-level entries (or paths) that must never be in the Galaxy artifact.
