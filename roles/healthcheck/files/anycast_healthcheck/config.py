@@ -203,6 +203,13 @@ def _expand(value, backend):
     return value
 
 
+def send_commands_to(runner_socket, checks):
+    """Point the command checks among `checks` at the command runner (commands.py): never run by the daemon."""
+    for check in checks:
+        if check['type'] == 'command':
+            check['runner_socket'] = runner_socket
+
+
 def backend_checks(spec, runner_socket=None, path=None):
     """{backend: its checks}: a prefix's `backend_checks` with {backend} replaced by each of its `backends`,
     validated (defaults added); errors name the template's field (`path`)."""
@@ -211,8 +218,7 @@ def backend_checks(spec, runner_socket=None, path=None):
         checks = result[backend] = [_expand(c, backend) for c in spec['backend_checks']]
         for i, check in enumerate(checks):
             validate_check(check, '%s.backend_checks[%d]' % (path or 'backend_checks', i))
-            if check['type'] == 'command':
-                check['runner_socket'] = runner_socket
+        send_commands_to(runner_socket, checks)
     return result
 
 
@@ -344,9 +350,7 @@ def validate_config(raw):
         if spec['prefix'] in seen:
             _fail('prefixes[%d].prefix' % i, 'is listed twice', spec['prefix'])
         seen.add(spec['prefix'])
-        for check in spec['checks']:
-            if check['type'] == 'command':
-                check['runner_socket'] = config['command_runner_socket']
+        send_commands_to(config['command_runner_socket'], spec['checks'])
     return config
 
 
